@@ -1,0 +1,207 @@
+//! Pipeline configuration: a TOML file, then `PERMITFLOW__SECTION__KEY` environment variables.
+
+use std::path::{Path, PathBuf};
+
+use permitflow_schema::Pseudonymiser;
+use serde::{Deserialize, Serialize};
+
+use crate::PipelineError;
+
+/// Prefix of environment variables that override the file (`PERMITFLOW__WAREHOUSE__PATH`).
+pub const ENV_PREFIX: &str = "PERMITFLOW";
+
+/// Everything a permitflow command can be configured with.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the warehouse lives.
+    pub warehouse: WarehouseConfig,
+    /// Pseudonymisation of personal references.
+    pub privacy: PrivacyConfig,
+    /// File ingestion batching.
+    pub ingest: IngestConfig,
+    /// Indicator settings.
+    pub metrics: MetricsSettings,
+}
+
+/// `[warehouse]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WarehouseConfig {
+    /// Warehouse directory (default `./warehouse`).
+    pub path: PathBuf,
+}
+
+impl Default for WarehouseConfig {
+    fn default() -> Self {
+        WarehouseConfig { path: default_warehouse_path() }
+    }
+}
+
+fn default_warehouse_path() -> PathBuf {
+    PathBuf::from("warehouse")
+}
+
+/// `[privacy]`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrivacyConfig {
+    /// Secret HMAC key for `applicant_ref` and `employee_ref`, at least 16 bytes.
+    /// No default: ingest refuses to run without one (the demo uses a public development key and says so).
+    pub key: Option<String>,
+}
+
+impl PrivacyConfig {
+    /// The pseudonymiser of the configured key.
+    pub fn pseudonymiser(&self) -> Result<Pseudonymiser, PipelineError> {
+        match &self.key {
+            Some(key) => Ok(Pseudonymiser::new(key.as_bytes())?),
+            None => Err(PipelineError::MissingKey),
+        }
+    }
+}
+
+/// `[ingest]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Lines per commit (default 500,000: a whole `--scale 1` year in one commit, ~150 MB of Arrow at most).
+    pub batch_lines: usize,
+    /// Input bytes per commit (default 256 MiB), whichever limit comes first.
+    pub batch_bytes: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig { batch_lines: default_batch_lines(), batch_bytes: default_batch_bytes() }
+    }
+}
+
+fn default_batch_lines() -> usize {
+    500_000
+}
+
+fn default_batch_bytes() -> usize {
+    256 << 20
+}
+
+/// `[metrics]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    /// Permit types whose work is fee-based: the scope of `cost_recovery`
+    /// (default: every permit type except `asylum` and `temporary_protection`).
+    pub fee_based_permit_types: Vec<String>,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        MetricsSettings { fee_based_permit_types: default_fee_based_permit_types() }
+    }
+}
+
+/// Every permit type except `asylum` and `temporary_protection`.
+pub fn default_fee_based_permit_types() -> Vec<String> {
+    [
+        "work_specialist",
+        "work_startup",
+        "work_employee",
+        "work_other",
+        "study",
+        "family",
+        "extended_permit",
+        "permanent_permit",
+        "eu_registration",
+        "citizenship",
+        "travel_document",
+    ]
+    .into_iter()
+    .map(str::to_string)
+    .collect()
+}
+
+impl Config {
+    /// Loads the file (if given), then environment overrides, and checks the result.
+    pub fn load(file: Option<&Path>) -> Result<Config, PipelineError> {
+        let mut builder = config::Config::builder();
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(PipelineError::Config(format!("config file {} does not exist", path.display())));
+            }
+            builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
+        }
+        builder = builder.add_source(config::Environment::with_prefix(ENV_PREFIX).prefix_separator("__").separator("__"));
+        let config: Config = builder
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(|e| PipelineError::Config(match file {
+                Some(path) => format!("{}: {e}", path.display()),
+                None => e.to_string(),
+            }))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Cross-field checks, with errors that name the field.
+    pub fn validate(&self) -> Result<(), PipelineError> {
+        if self.ingest.batch_lines == 0 {
+            return Err(PipelineError::Config("ingest.batch_lines must be at least 1".into()));
+        }
+        if self.ingest.batch_bytes < permitflow_schema::MAX_EVENT_BYTES {
+            return Err(PipelineError::Config(format!(
+                "ingest.batch_bytes must be at least {} (one maximal event)",
+                permitflow_schema::MAX_EVENT_BYTES
+            )));
+        }
+        let contract = permitflow_schema::Contract::embedded()?;
+        let known = contract
+            .event("application.submitted")
+            .and_then(|e| e.fields.iter().find(|f| f.name == "permit_type"))
+            .map(|f| f.kind.clone());
+        if let Some(permitflow_schema::FieldKind::Enum(values)) = known {
+            for t in &self.metrics.fee_based_permit_types {
+                if !values.contains(t) {
+                    return Err(PipelineError::Config(format!(
+                        "metrics.fee_based_permit_types: `{t}` is not a permit type ({})",
+                        values.join(", ")
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_values_are_read_and_unknown_keys_refused() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[warehouse]\npath = \"/data/wh\"\n[ingest]\nbatch_lines = 10\n").expect("write");
+        let config = Config::load(Some(&path)).expect("loads");
+        assert_eq!(config.warehouse.path, PathBuf::from("/data/wh"));
+        assert_eq!(config.ingest.batch_lines, 10);
+        assert_eq!(config.ingest.batch_bytes, default_batch_bytes());
+
+        std::fs::write(&path, "[warehouse]\npaht = \"/x\"\n").expect("write");
+        let err = Config::load(Some(&path)).expect_err("typo is refused").to_string();
+        assert!(err.contains("paht"), "{err}");
+    }
+
+    #[test]
+    fn unknown_fee_based_type_names_the_field() {
+        let mut config = Config::default();
+        config.metrics.fee_based_permit_types.push("tourist".into());
+        let err = config.validate().expect_err("refused").to_string();
+        assert!(err.contains("metrics.fee_based_permit_types") && err.contains("tourist"), "{err}");
+    }
+
+    #[test]
+    fn missing_key_says_how_to_set_it() {
+        let err = PrivacyConfig::default().pseudonymiser().expect_err("no key").to_string();
+        assert!(err.contains("PERMITFLOW__PRIVACY__KEY"), "{err}");
+    }
+}

@@ -1,0 +1,197 @@
+//! Arrow types of the contract's fields and the builders the decoder appends to.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BooleanBuilder, Decimal128Builder, DictionaryArray, Float64Builder, Int8Builder, Int64Builder,
+    MapBuilder, MapFieldNames, StringArray, StringBuilder, StringDictionaryBuilder, TimestampMicrosecondBuilder,
+};
+use arrow::datatypes::{DataType, Field as ArrowField, Int8Type, Int32Type, Schema, SchemaRef, TimeUnit};
+use arrow::error::ArrowError;
+
+use crate::contract::{Field, FieldKind};
+
+/// Name of the lineage column holding the source of a row (`file:<path>` or `kafka:<topic>/<partition>`).
+pub const SOURCE_COLUMN: &str = "source";
+/// Name of the lineage column holding the row's position in its source (line number or Kafka offset).
+pub const SOURCE_OFFSET_COLUMN: &str = "source_offset";
+/// Precision of stored decimals (enough for any euro amount the agency books).
+pub const DECIMAL_PRECISION: u8 = 18;
+/// Time zone of every stored timestamp.
+pub const UTC: &str = "UTC";
+
+fn dictionary_utf8() -> DataType {
+    DataType::Dictionary(Box::new(DataType::Int8), Box::new(DataType::Utf8))
+}
+
+fn map_entries() -> ArrowField {
+    ArrowField::new(
+        "entries",
+        DataType::Struct(
+            vec![ArrowField::new("keys", DataType::Utf8, false), ArrowField::new("values", DataType::Float64, true)]
+                .into(),
+        ),
+        false,
+    )
+}
+
+/// The Arrow type of a field.
+pub fn data_type(kind: &FieldKind) -> DataType {
+    match kind {
+        FieldKind::ConstString(_) | FieldKind::Enum(_) => dictionary_utf8(),
+        FieldKind::String { .. } | FieldKind::Uuid | FieldKind::YearMonth => DataType::Utf8,
+        FieldKind::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into())),
+        FieldKind::Integer { .. } => DataType::Int64,
+        FieldKind::Decimal { scale, .. } => DataType::Decimal128(DECIMAL_PRECISION, *scale as i8),
+        FieldKind::Float { .. } => DataType::Float64,
+        FieldKind::Bool => DataType::Boolean,
+        FieldKind::Shares { .. } => DataType::Map(Arc::new(map_entries()), false),
+    }
+}
+
+/// The Arrow schema of a stored event table: every field, then the lineage columns.
+pub fn arrow_schema(fields: &[Field]) -> SchemaRef {
+    let mut columns: Vec<ArrowField> =
+        fields.iter().map(|f| ArrowField::new(&f.name, data_type(&f.kind), !f.required)).collect();
+    columns.push(ArrowField::new(
+        SOURCE_COLUMN,
+        DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+        false,
+    ));
+    columns.push(ArrowField::new(SOURCE_OFFSET_COLUMN, DataType::Int64, false));
+    Arc::new(Schema::new(columns))
+}
+
+/// A validated, normalised value waiting to be appended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Staged<'a> {
+    /// Absent optional field.
+    Null,
+    /// A string (already pseudonymised where the contract says so).
+    Str(Cow<'a, str>),
+    /// Index into an enum's values.
+    Enum(i8),
+    /// A whole number.
+    Int(i64),
+    /// A float.
+    Float(f64),
+    /// A decimal in units of 10^-scale.
+    Decimal(i128),
+    /// A boolean.
+    Bool(bool),
+    /// Microseconds since the epoch, UTC.
+    Timestamp(i64),
+    /// A `YYYY-MM` month with its partition key and days in that month.
+    Month {
+        /// The month as written.
+        text: Cow<'a, str>,
+        /// year × 12 + month − 1.
+        key: i32,
+        /// 28–31.
+        days: u32,
+    },
+    /// Shares by enum-key index.
+    Shares(Vec<(i8, f64)>),
+}
+
+/// A column being built, one variant per Arrow type the contract produces.
+pub(crate) enum ColumnBuilder {
+    Dictionary { keys: Int8Builder, values: Arc<StringArray> },
+    Utf8(StringBuilder),
+    Timestamp(TimestampMicrosecondBuilder),
+    Int64(Int64Builder),
+    Decimal { builder: Decimal128Builder, scale: i8 },
+    Float64(Float64Builder),
+    Bool(BooleanBuilder),
+    Shares { builder: MapBuilder<StringBuilder, Float64Builder>, keys: Arc<[String]> },
+}
+
+impl ColumnBuilder {
+    pub(crate) fn new(kind: &FieldKind) -> Self {
+        match kind {
+            FieldKind::ConstString(value) => ColumnBuilder::Dictionary {
+                keys: Int8Builder::new(),
+                values: Arc::new(StringArray::from(vec![value.as_str()])),
+            },
+            FieldKind::Enum(values) => ColumnBuilder::Dictionary {
+                keys: Int8Builder::new(),
+                values: Arc::new(StringArray::from_iter_values(values)),
+            },
+            FieldKind::String { .. } | FieldKind::Uuid | FieldKind::YearMonth => ColumnBuilder::Utf8(StringBuilder::new()),
+            FieldKind::Timestamp => ColumnBuilder::Timestamp(TimestampMicrosecondBuilder::new()),
+            FieldKind::Integer { .. } => ColumnBuilder::Int64(Int64Builder::new()),
+            FieldKind::Decimal { scale, .. } => {
+                ColumnBuilder::Decimal { builder: Decimal128Builder::new(), scale: *scale as i8 }
+            }
+            FieldKind::Float { .. } => ColumnBuilder::Float64(Float64Builder::new()),
+            FieldKind::Bool => ColumnBuilder::Bool(BooleanBuilder::new()),
+            FieldKind::Shares { keys, .. } => ColumnBuilder::Shares {
+                builder: MapBuilder::new(
+                    Some(MapFieldNames { entry: "entries".into(), key: "keys".into(), value: "values".into() }),
+                    StringBuilder::new(),
+                    Float64Builder::new(),
+                ),
+                keys: keys.clone().into(),
+            },
+        }
+    }
+
+    /// Appends a staged value; the decoder only stages values of the column's kind.
+    pub(crate) fn append(&mut self, value: &Staged<'_>) {
+        match (self, value) {
+            (ColumnBuilder::Dictionary { keys, .. }, Staged::Enum(i)) => keys.append_value(*i),
+            (ColumnBuilder::Utf8(b), Staged::Str(s)) => b.append_value(s),
+            (ColumnBuilder::Utf8(b), Staged::Month { text, .. }) => b.append_value(text),
+            (ColumnBuilder::Timestamp(b), Staged::Timestamp(t)) => b.append_value(*t),
+            (ColumnBuilder::Int64(b), Staged::Int(v)) => b.append_value(*v),
+            (ColumnBuilder::Decimal { builder, .. }, Staged::Decimal(v)) => builder.append_value(*v),
+            (ColumnBuilder::Float64(b), Staged::Float(v)) => b.append_value(*v),
+            (ColumnBuilder::Bool(b), Staged::Bool(v)) => b.append_value(*v),
+            (ColumnBuilder::Shares { builder, keys }, Staged::Shares(shares)) => {
+                for (key, share) in shares {
+                    builder.keys().append_value(&keys[*key as usize]);
+                    builder.values().append_value(*share);
+                }
+                // Cannot fail: keys and values were appended in pairs just above.
+                let _ = builder.append(true);
+            }
+            (builder, _) => builder.append_null(),
+        }
+    }
+
+    fn append_null(&mut self) {
+        match self {
+            ColumnBuilder::Dictionary { keys, .. } => keys.append_null(),
+            ColumnBuilder::Utf8(b) => b.append_null(),
+            ColumnBuilder::Timestamp(b) => b.append_null(),
+            ColumnBuilder::Int64(b) => b.append_null(),
+            ColumnBuilder::Decimal { builder, .. } => builder.append_null(),
+            ColumnBuilder::Float64(b) => b.append_null(),
+            ColumnBuilder::Bool(b) => b.append_null(),
+            ColumnBuilder::Shares { builder, .. } => {
+                let _ = builder.append(false);
+            }
+        }
+    }
+
+    pub(crate) fn finish(&mut self) -> Result<ArrayRef, ArrowError> {
+        Ok(match self {
+            ColumnBuilder::Dictionary { keys, values } => {
+                Arc::new(DictionaryArray::<Int8Type>::try_new(keys.finish(), values.clone())?)
+            }
+            ColumnBuilder::Utf8(b) => Arc::new(b.finish()),
+            ColumnBuilder::Timestamp(b) => Arc::new(b.finish().with_timezone(UTC)),
+            ColumnBuilder::Int64(b) => Arc::new(b.finish()),
+            ColumnBuilder::Decimal { builder, scale } => {
+                Arc::new(builder.finish().with_precision_and_scale(DECIMAL_PRECISION, *scale)?)
+            }
+            ColumnBuilder::Float64(b) => Arc::new(b.finish()),
+            ColumnBuilder::Bool(b) => Arc::new(b.finish()),
+            ColumnBuilder::Shares { builder, .. } => Arc::new(builder.finish()),
+        })
+    }
+}
+
+/// Builder of the `source` lineage column.
+pub(crate) type SourceBuilder = StringDictionaryBuilder<Int32Type>;

@@ -1,0 +1,599 @@
+//! JSON line → validated, normalised, pseudonymised Arrow rows.
+//!
+//! One pass: the top-level object is split into borrowed raw values (no tree
+//! is built), each field of the event's plan is parsed from its raw text, the
+//! cross-field rules run, and only then is the row appended, so a rejected
+//! line leaves no partial row behind.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Int64Builder, RecordBatch};
+use chrono::{DateTime, NaiveDate, SecondsFormat};
+use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+use crate::columns::{ColumnBuilder, SourceBuilder, Staged};
+use crate::contract::{Contract, CrossCheck, EventSchema, Field, FieldKind, Granularity};
+use crate::privacy::Pseudonymiser;
+use crate::rejection::{Rejection, rule};
+use crate::{MAX_EVENT_BYTES, SchemaError};
+
+/// Where an input came from: a source name and a position in it.
+#[derive(Debug, Clone, Copy)]
+pub struct Position<'a> {
+    /// `file:<path>` or `kafka:<topic>/<partition>`.
+    pub source: &'a str,
+    /// Line number (1-based) in a file, or the Kafka offset.
+    pub offset: i64,
+}
+
+/// Rows of one event table decoded since the last [`Decoder::finish`].
+#[derive(Debug)]
+pub struct DecodedBatch {
+    /// Index of the event type in [`Contract::events`].
+    pub event: usize,
+    /// The rows, in the table's Arrow schema.
+    pub batch: RecordBatch,
+    /// The Hive partition key of every row (see [`crate::Granularity`]).
+    pub partition_keys: Vec<i32>,
+}
+
+struct TableBuffer {
+    columns: Vec<ColumnBuilder>,
+    source: SourceBuilder,
+    offset: Int64Builder,
+    partition_keys: Vec<i32>,
+}
+
+impl TableBuffer {
+    fn new(schema: &EventSchema) -> Self {
+        TableBuffer {
+            columns: schema.fields.iter().map(|f| ColumnBuilder::new(&f.kind)).collect(),
+            source: SourceBuilder::new(),
+            offset: Int64Builder::new(),
+            partition_keys: Vec::new(),
+        }
+    }
+}
+
+/// Decodes event lines into per-table Arrow buffers.
+pub struct Decoder {
+    contract: Arc<Contract>,
+    pseudonymiser: Pseudonymiser,
+    tables: Vec<TableBuffer>,
+    buffered_rows: usize,
+    buffered_bytes: usize,
+}
+
+impl Decoder {
+    /// A decoder for `contract` that pseudonymises personal fields with `pseudonymiser`.
+    pub fn new(contract: Arc<Contract>, pseudonymiser: Pseudonymiser) -> Self {
+        let tables = contract.events().iter().map(TableBuffer::new).collect();
+        Decoder { contract, pseudonymiser, tables, buffered_rows: 0, buffered_bytes: 0 }
+    }
+
+    /// The contract this decoder validates against.
+    pub fn contract(&self) -> &Arc<Contract> {
+        &self.contract
+    }
+
+    /// Rows buffered since the last [`Decoder::finish`].
+    pub fn buffered_rows(&self) -> usize {
+        self.buffered_rows
+    }
+
+    /// Input bytes of the rows buffered since the last [`Decoder::finish`].
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffered_bytes
+    }
+
+    /// Validates one event and buffers it; returns the index of its event type.
+    ///
+    /// On rejection nothing is buffered.
+    pub fn decode(&mut self, line: &[u8], position: Position<'_>) -> Result<usize, Rejection> {
+        let (event, staged, partition_key) = self.validate(line)?;
+        let table = &mut self.tables[event];
+        for (column, value) in table.columns.iter_mut().zip(&staged) {
+            column.append(value);
+        }
+        table.source.append_value(position.source);
+        table.offset.append_value(position.offset);
+        table.partition_keys.push(partition_key);
+        self.buffered_rows += 1;
+        self.buffered_bytes += line.len();
+        Ok(event)
+    }
+
+    fn validate<'a>(&self, line: &'a [u8]) -> Result<(usize, Vec<Staged<'a>>, i32), Rejection> {
+        if line.len() > MAX_EVENT_BYTES {
+            return Err(Rejection::too_large(line.len() as u64));
+        }
+        let text = std::str::from_utf8(line).map_err(|e| {
+            Rejection::new(rule::INVALID_UTF8, None, format!("not UTF-8 at byte {}", e.valid_up_to() + 1))
+        })?;
+        let object = parse_object(text)?;
+        let event_type = match object.get("event_type")? {
+            None => return Err(Rejection::new(rule::MISSING_FIELD, Some("event_type"), "`event_type` is required")),
+            Some(raw) => parse_str(raw, "event_type")?,
+        };
+        let event_id = object.get("event_id").ok().flatten().and_then(|raw| parse_str(raw, "event_id").ok());
+        let with_context = |mut r: Rejection| {
+            r.event_type = Some(event_type.to_string());
+            r.event_id = event_id.as_deref().map(str::to_string);
+            r
+        };
+        let Some(event) = self.contract.event_index(&event_type) else {
+            let known: Vec<&str> = self.contract.events().iter().map(|e| e.event_type.as_str()).collect();
+            return Err(with_context(Rejection::new(
+                rule::UNKNOWN_EVENT_TYPE,
+                Some("event_type"),
+                format!("`{event_type}` is not one of {}", known.join(", ")),
+            )));
+        };
+        let schema = &self.contract.events()[event];
+        let mut staged = Vec::with_capacity(schema.fields.len());
+        for field in &schema.fields {
+            let value = match object.get(&field.name).map_err(with_context)? {
+                None if field.required => {
+                    return Err(with_context(Rejection::new(
+                        rule::MISSING_FIELD,
+                        Some(&field.name),
+                        format!("`{}` is required for {}", field.name, schema.event_type),
+                    )));
+                }
+                None => Staged::Null,
+                Some(raw) if !field.required && raw.get() == "null" => Staged::Null,
+                Some(raw) => self.parse_field(field, raw).map_err(with_context)?,
+            };
+            staged.push(value);
+        }
+        check_cross_rules(schema, &staged).map_err(with_context)?;
+        let partition_key = match (&staged[schema.partition.from], schema.partition.granularity) {
+            (Staged::Timestamp(micros), Granularity::Day) => micros.div_euclid(MICROS_PER_DAY) as i32,
+            (Staged::Month { key, .. }, Granularity::Month) => *key,
+            (other, _) => {
+                return Err(with_context(Rejection::new(
+                    rule::MISSING_FIELD,
+                    Some(&schema.fields[schema.partition.from].name),
+                    format!("partition field has no value ({other:?})"),
+                )));
+            }
+        };
+        Ok((event, staged, partition_key))
+    }
+
+    fn parse_field<'a>(&self, field: &Field, raw: &'a RawValue) -> Result<Staged<'a>, Rejection> {
+        let name = field.name.as_str();
+        let text = raw.get();
+        match &field.kind {
+            FieldKind::ConstString(expected) => {
+                let s = parse_str(raw, name)?;
+                if &*s == expected {
+                    Ok(Staged::Enum(0))
+                } else {
+                    Err(Rejection::new(rule::UNKNOWN_ENUM_VALUE, Some(name), format!("must be `{expected}`, got `{s}`")))
+                }
+            }
+            FieldKind::String { min_len } => {
+                let s = parse_str(raw, name)?;
+                if s.chars().count() < *min_len {
+                    return Err(Rejection::new(
+                        rule::EMPTY_STRING,
+                        Some(name),
+                        format!("must have at least {min_len} character(s)"),
+                    ));
+                }
+                if field.pseudonymise {
+                    let mut out = [0u8; 64];
+                    Ok(Staged::Str(Cow::Owned(self.pseudonymiser.pseudonymise(&s, &mut out).to_string())))
+                } else {
+                    Ok(Staged::Str(s))
+                }
+            }
+            FieldKind::Uuid => {
+                let s = parse_str(raw, name)?;
+                let id = uuid::Uuid::try_parse(&s)
+                    .map_err(|e| Rejection::new(rule::INVALID_UUID, Some(name), format!("`{s}` is not a UUID: {e}")))?;
+                let mut buf = uuid::Uuid::encode_buffer();
+                let normal = id.hyphenated().encode_lower(&mut buf);
+                Ok(Staged::Str(if *normal == *s { s } else { Cow::Owned(normal.to_string()) }))
+            }
+            FieldKind::Enum(values) => {
+                let s = parse_str(raw, name)?;
+                match values.iter().position(|v| *v == *s) {
+                    Some(i) => Ok(Staged::Enum(i as i8)),
+                    None => Err(Rejection::new(
+                        rule::UNKNOWN_ENUM_VALUE,
+                        Some(name),
+                        format!("`{s}` is not one of {}", values.join(", ")),
+                    )),
+                }
+            }
+            FieldKind::Timestamp => Ok(Staged::Timestamp(parse_timestamp(&parse_str(raw, name)?, name)?)),
+            FieldKind::YearMonth => {
+                let s = parse_str(raw, name)?;
+                let (key, days) = parse_month(&s).ok_or_else(|| {
+                    Rejection::new(rule::INVALID_MONTH, Some(name), format!("`{s}` is not a month YYYY-MM (01-12)"))
+                })?;
+                Ok(Staged::Month { text: s, key, days })
+            }
+            FieldKind::Integer { min, max, constant } => {
+                let v = parse_integer(text, name)?;
+                if let Some(c) = constant
+                    && v != *c
+                {
+                    return Err(Rejection::new(
+                        format!("unknown_{name}"),
+                        Some(name),
+                        format!("{v} is not supported; this pipeline reads {name} {c}"),
+                    ));
+                }
+                if min.is_some_and(|m| v < m) || max.is_some_and(|m| v > m) {
+                    return Err(Rejection::new(
+                        rule::OUT_OF_RANGE,
+                        Some(name),
+                        format!("{v} is outside {}..={}", fmt_bound(*min), fmt_bound(*max)),
+                    ));
+                }
+                Ok(Staged::Int(v))
+            }
+            FieldKind::Decimal { scale, min } => {
+                let v = parse_decimal(text, *scale, name)?;
+                if let Some(m) = min
+                    && v < *m
+                {
+                    return Err(Rejection::new(
+                        rule::OUT_OF_RANGE,
+                        Some(name),
+                        format!("{text} is below the minimum {}", fmt_decimal(*m, *scale)),
+                    ));
+                }
+                Ok(Staged::Decimal(v))
+            }
+            FieldKind::Float { min, exclusive_min, max } => {
+                let v = parse_float(text, name)?;
+                let below = min.is_some_and(|m| v < m) || exclusive_min.is_some_and(|m| v <= m);
+                if below || max.is_some_and(|m| v > m) {
+                    let lower = match (min, exclusive_min) {
+                        (_, Some(m)) => format!("greater than {m}"),
+                        (Some(m), None) => format!("at least {m}"),
+                        (None, None) => "any".into(),
+                    };
+                    let upper = max.map(|m| format!(" and at most {m}")).unwrap_or_default();
+                    return Err(Rejection::new(rule::OUT_OF_RANGE, Some(name), format!("{v} must be {lower}{upper}")));
+                }
+                Ok(Staged::Float(v))
+            }
+            FieldKind::Bool => match text {
+                "true" => Ok(Staged::Bool(true)),
+                "false" => Ok(Staged::Bool(false)),
+                _ => Err(wrong_type(name, "a boolean", text)),
+            },
+            FieldKind::Shares { keys, min_value } => {
+                if !text.starts_with('{') {
+                    return Err(wrong_type(name, "an object", text));
+                }
+                let object = parse_object(text).map_err(|mut r| {
+                    r.field = Some(name.to_string());
+                    r
+                })?;
+                let mut shares = Vec::with_capacity(object.0.len());
+                for (key, value) in &object.0 {
+                    let path = format!("{name}.{key}");
+                    let index = keys.iter().position(|k| *k == **key).ok_or_else(|| {
+                        Rejection::new(
+                            rule::UNKNOWN_ENUM_VALUE,
+                            Some(name),
+                            format!("key `{key}` is not one of {}", keys.join(", ")),
+                        )
+                    })?;
+                    let share = parse_float(value.get(), &path)?;
+                    if min_value.is_some_and(|m| share < m) {
+                        return Err(Rejection::new(rule::OUT_OF_RANGE, Some(&path), format!("{share} is negative")));
+                    }
+                    shares.push((index as i8, share));
+                }
+                Ok(Staged::Shares(shares))
+            }
+        }
+    }
+
+    /// Takes the buffered rows as one batch per event type that has rows.
+    pub fn finish(&mut self) -> Result<Vec<DecodedBatch>, SchemaError> {
+        let mut out = Vec::new();
+        for (event, (table, schema)) in self.tables.iter_mut().zip(self.contract.events()).enumerate() {
+            if table.partition_keys.is_empty() {
+                continue;
+            }
+            let mut arrays: Vec<ArrayRef> =
+                table.columns.iter_mut().map(ColumnBuilder::finish).collect::<Result<_, _>>()?;
+            arrays.push(Arc::new(table.source.finish()));
+            arrays.push(Arc::new(table.offset.finish()));
+            let batch = RecordBatch::try_new(schema.arrow_schema().clone(), arrays)?;
+            out.push(DecodedBatch { event, batch, partition_keys: std::mem::take(&mut table.partition_keys) });
+        }
+        self.buffered_rows = 0;
+        self.buffered_bytes = 0;
+        Ok(out)
+    }
+}
+
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+/// The members of a JSON object as borrowed raw values, in input order.
+struct Object<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'a> Object<'a> {
+    /// The raw value of a key; a key given twice is a rejection, not a silent choice.
+    fn get(&self, key: &str) -> Result<Option<&'a RawValue>, Rejection> {
+        let mut found = None;
+        for (k, v) in &self.0 {
+            if k == key {
+                if found.is_some() {
+                    return Err(Rejection::new(rule::DUPLICATE_FIELD, Some(key), format!("`{key}` is given twice")));
+                }
+                found = Some(*v);
+            }
+        }
+        Ok(found)
+    }
+}
+
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(v.to_string())))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for Object<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor;
+        impl<'de> Visitor<'de> for ObjectVisitor {
+            type Value = Object<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(12));
+                while let Some(Key(key)) = map.next_key()? {
+                    let value: &'de RawValue = map.next_value()?;
+                    members.push((key, value));
+                }
+                Ok(Object(members))
+            }
+        }
+        deserializer.deserialize_map(ObjectVisitor)
+    }
+}
+
+fn parse_object(text: &str) -> Result<Object<'_>, Rejection> {
+    serde_json::from_str::<Object<'_>>(text).map_err(|e| {
+        if e.is_data() {
+            Rejection::new(rule::NOT_AN_OBJECT, None, format!("an event must be a JSON object, got {}", json_kind(text)))
+        } else {
+            Rejection::new(rule::INVALID_JSON, None, format!("not valid JSON: {e}"))
+        }
+    })
+}
+
+fn json_kind(text: &str) -> &'static str {
+    match text.trim_start().as_bytes().first() {
+        Some(b'[') => "an array",
+        Some(b'"') => "a string",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
+        Some(b'{') => "an object",
+        _ => "a number",
+    }
+}
+
+fn wrong_type(field: &str, expected: &str, text: &str) -> Rejection {
+    Rejection::new(rule::WRONG_TYPE, Some(field), format!("expected {expected}, got {}", json_kind(text)))
+}
+
+/// A JSON string's value, borrowed when it has no escapes.
+fn parse_str<'a>(raw: &'a RawValue, field: &str) -> Result<Cow<'a, str>, Rejection> {
+    let text = raw.get();
+    if !text.starts_with('"') {
+        return Err(wrong_type(field, "a string", text));
+    }
+    let inner = &text[1..text.len() - 1];
+    if !inner.contains('\\') {
+        return Ok(Cow::Borrowed(inner));
+    }
+    serde_json::from_str::<String>(text)
+        .map(Cow::Owned)
+        .map_err(|e| Rejection::new(rule::INVALID_STRING, Some(field), format!("invalid string escape: {e}")))
+}
+
+fn parse_timestamp(s: &str, field: &str) -> Result<i64, Rejection> {
+    DateTime::parse_from_rfc3339(s).map(|t| t.timestamp_micros()).map_err(|e| {
+        Rejection::new(
+            rule::INVALID_TIMESTAMP,
+            Some(field),
+            format!("`{s}` is not an RFC 3339 timestamp with offset such as 2024-03-01T11:15:00+02:00 ({e})"),
+        )
+    })
+}
+
+/// `YYYY-MM` → (year × 12 + month − 1, days in that month).
+fn parse_month(s: &str) -> Option<(i32, u32)> {
+    let bytes = s.as_bytes();
+    if bytes.len() != 7 || bytes[4] != b'-' || !s[..4].bytes().chain(s[5..].bytes()).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let year: i32 = s[..4].parse().ok()?;
+    let month: u32 = s[5..].parse().ok()?;
+    let first = NaiveDate::from_ymd_opt(year, month, 1)?;
+    let next = if month == 12 { NaiveDate::from_ymd_opt(year + 1, 1, 1)? } else { NaiveDate::from_ymd_opt(year, month + 1, 1)? };
+    Some((year * 12 + month as i32 - 1, (next - first).num_days() as u32))
+}
+
+fn is_json_number(text: &str) -> bool {
+    matches!(text.as_bytes().first(), Some(b'-' | b'0'..=b'9'))
+}
+
+fn parse_integer(text: &str, field: &str) -> Result<i64, Rejection> {
+    if !is_json_number(text) {
+        return Err(wrong_type(field, "an integer", text));
+    }
+    if text.contains(['.', 'e', 'E']) {
+        return Err(Rejection::new(rule::WRONG_TYPE, Some(field), format!("expected an integer, got {text}")));
+    }
+    text.parse::<i64>()
+        .map_err(|_| Rejection::new(rule::OUT_OF_RANGE, Some(field), format!("{text} does not fit in 64 bits")))
+}
+
+fn parse_float(text: &str, field: &str) -> Result<f64, Rejection> {
+    if !is_json_number(text) {
+        return Err(wrong_type(field, "a number", text));
+    }
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        _ => Err(Rejection::new(rule::OUT_OF_RANGE, Some(field), format!("{text} is not a finite number"))),
+    }
+}
+
+/// Largest magnitude stored, in units of 10^-scale (fits Decimal128(18, scale)).
+const DECIMAL_MAX_UNITS: i128 = 999_999_999_999_999_999;
+
+/// A JSON number as an exact integer count of 10^-scale units.
+///
+/// `455`, `455.5`, `455.50` and `4.555e2` are all fine at scale 2; `12.345` is not.
+fn parse_decimal(text: &str, scale: u32, field: &str) -> Result<i128, Rejection> {
+    if !is_json_number(text) {
+        return Err(wrong_type(field, "a number", text));
+    }
+    let (negative, body) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (mantissa, exponent) = match body.find(['e', 'E']) {
+        Some(i) => (&body[..i], body[i + 1..].parse::<i32>().unwrap_or(i32::MAX)),
+        None => (body, 0),
+    };
+    let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = format!("{int_part}{}", frac_part.trim_end_matches('0'));
+    let digits = digits.trim_start_matches('0');
+    // value = digits × 10^(exponent − kept fraction digits)
+    let kept_frac = frac_part.trim_end_matches('0').len() as i64;
+    let shift = exponent as i64 - kept_frac + scale as i64;
+    let too_large = || Rejection::new(rule::OUT_OF_RANGE, Some(field), format!("{text} is too large"));
+    if digits.is_empty() {
+        return Ok(0);
+    }
+    if shift < 0 {
+        return Err(Rejection::new(
+            rule::TOO_MANY_DECIMALS,
+            Some(field),
+            format!("{text} has more than {scale} decimals"),
+        ));
+    }
+    if digits.len() as i64 + shift > 18 {
+        return Err(too_large());
+    }
+    let units: i128 = digits.parse::<i128>().map_err(|_| too_large())? * 10i128.pow(shift as u32);
+    if units > DECIMAL_MAX_UNITS {
+        return Err(too_large());
+    }
+    Ok(if negative { -units } else { units })
+}
+
+fn fmt_decimal(units: i128, scale: u32) -> String {
+    let div = 10i128.pow(scale);
+    format!("{}.{:0width$}", units / div, (units % div).abs(), width = scale as usize)
+}
+
+fn fmt_bound(bound: Option<i64>) -> String {
+    bound.map(|b| b.to_string()).unwrap_or_default()
+}
+
+fn fmt_micros(micros: i64) -> String {
+    DateTime::from_timestamp_micros(micros)
+        .map(|t| t.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+        .unwrap_or_else(|| micros.to_string())
+}
+
+fn check_cross_rules(schema: &EventSchema, staged: &[Staged<'_>]) -> Result<(), Rejection> {
+    for rule in &schema.rules {
+        let failure = match &rule.check {
+            CrossCheck::SumEquals { field, value, tolerance } => match &staged[*field] {
+                Staged::Shares(shares) => {
+                    let sum: f64 = shares.iter().map(|(_, s)| s).sum();
+                    ((sum - value).abs() > *tolerance).then(|| {
+                        (*field, format!("shares sum to {sum:.4}, not {value} (±{tolerance})"))
+                    })
+                }
+                _ => None,
+            },
+            CrossCheck::AtMostDaysInMonth { field, month_field } => match (&staged[*field], &staged[*month_field]) {
+                (Staged::Int(v), Staged::Month { text, days, .. }) if *v > i64::from(*days) => {
+                    Some((*field, format!("{v} is more than the {days} days of {text}")))
+                }
+                _ => None,
+            },
+            CrossCheck::NotBefore { field, than } => match (&staged[*field], &staged[*than]) {
+                (Staged::Timestamp(later), Staged::Timestamp(earlier)) if later < earlier => Some((
+                    *field,
+                    format!(
+                        "{} ({}) is before {} ({}) when compared in UTC",
+                        schema.fields[*field].name,
+                        fmt_micros(*later),
+                        schema.fields[*than].name,
+                        fmt_micros(*earlier)
+                    ),
+                )),
+                _ => None,
+            },
+        };
+        if let Some((field, message)) = failure {
+            return Err(Rejection::new(rule.name.clone(), Some(&schema.fields[field].name), message));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals_parse_exactly() {
+        assert_eq!(parse_decimal("455", 2, "f"), Ok(45500));
+        assert_eq!(parse_decimal("455.5", 2, "f"), Ok(45550));
+        assert_eq!(parse_decimal("455.50", 2, "f"), Ok(45550));
+        assert_eq!(parse_decimal("4.555e2", 2, "f"), Ok(45550));
+        assert_eq!(parse_decimal("-0.01", 2, "f"), Ok(-1));
+        assert_eq!(parse_decimal("0", 2, "f"), Ok(0));
+        assert_eq!(parse_decimal("12.345", 2, "f").map_err(|r| r.rule), Err(rule::TOO_MANY_DECIMALS.into()));
+        assert_eq!(parse_decimal("1e400", 2, "f").map_err(|r| r.rule), Err(rule::OUT_OF_RANGE.into()));
+        assert_eq!(parse_decimal("\"5\"", 2, "f").map_err(|r| r.rule), Err(rule::WRONG_TYPE.into()));
+    }
+
+    #[test]
+    fn months_know_their_days() {
+        assert_eq!(parse_month("2024-02"), Some((2024 * 12 + 1, 29)));
+        assert_eq!(parse_month("2023-02"), Some((2023 * 12 + 1, 28)));
+        assert_eq!(parse_month("2024-12"), Some((2024 * 12 + 11, 31)));
+        assert_eq!(parse_month("2024-13"), None);
+        assert_eq!(parse_month("2024-00"), None);
+        assert_eq!(parse_month("2024-1"), None);
+        assert_eq!(parse_month("２０２４-01"), None);
+    }
+}

@@ -1,0 +1,371 @@
+//! The Parquet warehouse: Hive-partitioned event tables, the `_rejections`
+//! table, the marts directory, and the commit log that makes writes atomic
+//! and idempotent.
+//!
+//! This crate owns the on-disk layout and its consistency; it does not decide
+//! *when* to flush (the pipeline does) and does not compute indicators (the
+//! metrics crate does). Writing is two steps, as in delta-rs: data files are
+//! staged as `*.parquet.inprogress` (no reader matches them), then
+//! [`Warehouse::commit`] records them in the log together with the source
+//! positions they cover and renames them into place. On open, staged files
+//! that no commit names are removed and committed ones not yet renamed are
+//! finished, so a crash at any point leaves either all of a commit or none.
+//!
+//! ```
+//! use permitflow_schema::{Contract, Decoder, Position, Pseudonymiser};
+//! use permitflow_warehouse::{Counts, PendingCommit, SourceRange, Warehouse};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let mut warehouse = Warehouse::open(dir.path())?;
+//! let mut decoder = Decoder::new(Contract::embedded()?, Pseudonymiser::development());
+//! let line = br#"{"event_id":"7b0d3f7e-1c1a-4c53-9a55-2f4c8f0e8a11","event_type":"decision.made",
+//!   "schema_version":1,"occurred_at":"2024-03-01T01:15:00+02:00","decision_id":"D1",
+//!   "application_id":"A1","permit_type":"study","outcome":"positive","unit":"LUPA-HKI","automated":false}"#;
+//! decoder.decode(line, Position { source: "file:x.ndjson", offset: 1 })?;
+//!
+//! let mut pending = PendingCommit::new("example");
+//! for batch in decoder.finish()? {
+//!     warehouse.stage_events(&mut pending, batch)?;
+//! }
+//! pending.add_source(SourceRange::File {
+//!     path: "x.ndjson".into(), sha256: "00".into(), size: 300,
+//!     from_byte: 0, to_byte: 300, from_line: 1, to_line: 2,
+//! }, Counts { read: 1, accepted: 1, rejected: 0 });
+//! let commit = warehouse.commit(pending)?;
+//!
+//! // 01:15 at +02:00 is the previous day in UTC.
+//! assert_eq!(commit.files[0].path,
+//!     "events/decisions/event_date=2024-02-29/part-example-0000.parquet");
+//! assert!(dir.path().join(&commit.files[0].path).exists());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![warn(missing_docs)]
+
+mod log;
+mod rejections;
+mod tables;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{RecordBatch, UInt32Array};
+use arrow::compute::take_record_batch;
+use arrow::datatypes::SchemaRef;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use permitflow_schema::{Contract, DecodedBatch, EventSchema};
+use tracing::{debug, info_span, warn};
+
+pub use log::{COMMITS_DIR, Commit, CommitLog, CommittedFile, Counts, FileProgress, SourceRange};
+pub use rejections::{REJECTIONS_DIR, REJECTIONS_TABLE, RejectionBuffer, rejections_schema};
+pub use tables::{MARTS_DIR, mart_dir, register_tables};
+
+/// Directory of the event tables inside the warehouse.
+pub const EVENTS_DIR: &str = "events";
+/// Suffix of a staged, not yet committed data file.
+pub const IN_PROGRESS_SUFFIX: &str = ".inprogress";
+/// Rows per Parquet row group: large enough for scans, small enough to prune.
+pub const ROW_GROUP_ROWS: usize = 1 << 20;
+/// zstd level of data files (3: the library default, a good size/speed balance).
+pub const ZSTD_LEVEL: i32 = 3;
+
+/// Errors of the warehouse; each names the path involved.
+#[derive(Debug, thiserror::Error)]
+pub enum WarehouseError {
+    /// A file system operation failed.
+    #[error("{path}: {source} (check that the warehouse directory exists, is writable and the disk is not full)")]
+    Io {
+        /// The path involved.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The commit log cannot be read.
+    #[error("commit log {path} is damaged: {message}; restore it from backup or start a new warehouse")]
+    CorruptLog {
+        /// The damaged record.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// Another writer committed with the same sequence number first.
+    #[error("commit {seq} was taken by another writer; reload the log and retry")]
+    CommitConflict {
+        /// The contested sequence number.
+        seq: u64,
+    },
+    /// Writing Parquet failed.
+    #[error("writing {path}: {source}")]
+    Parquet {
+        /// The file being written.
+        path: PathBuf,
+        /// The Parquet error.
+        source: parquet::errors::ParquetError,
+    },
+    /// An Arrow operation failed.
+    #[error(transparent)]
+    Arrow(#[from] arrow::error::ArrowError),
+    /// The event contract failed to load.
+    #[error(transparent)]
+    Schema(#[from] permitflow_schema::SchemaError),
+    /// Registering tables with DataFusion failed.
+    #[error("registering warehouse tables: {0}")]
+    DataFusion(#[from] datafusion::error::DataFusionError),
+}
+
+impl WarehouseError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        WarehouseError::Io { path: path.into(), source }
+    }
+}
+
+/// Files and source positions waiting to be committed together.
+#[derive(Debug)]
+pub struct PendingCommit {
+    stem: String,
+    staged: Vec<(CommittedFile, PathBuf)>,
+    sources: Vec<SourceRange>,
+    counts: Counts,
+}
+
+impl PendingCommit {
+    /// A new pending commit; `stem` makes its file names unique and deterministic
+    /// (derive it from the source position, e.g. file hash and first line).
+    pub fn new(stem: impl Into<String>) -> Self {
+        PendingCommit { stem: stem.into(), staged: Vec::new(), sources: Vec::new(), counts: Counts::default() }
+    }
+
+    /// Records a source range covered by this commit and the inputs counted in it.
+    pub fn add_source(&mut self, range: SourceRange, counts: Counts) {
+        self.sources.push(range);
+        self.counts += counts;
+    }
+
+    /// Files staged so far.
+    pub fn files(&self) -> impl Iterator<Item = &CommittedFile> {
+        self.staged.iter().map(|(f, _)| f)
+    }
+
+    fn next_name(&self) -> String {
+        format!("part-{}-{:04}.parquet", self.stem, self.staged.len())
+    }
+}
+
+/// A warehouse directory, opened and recovered.
+#[derive(Debug)]
+pub struct Warehouse {
+    root: PathBuf,
+    log: CommitLog,
+    contract: Arc<Contract>,
+    properties: WriterProperties,
+}
+
+impl Warehouse {
+    /// Opens (creating if needed) the warehouse at `root` and recovers from any interrupted commit.
+    pub fn open(root: impl AsRef<Path>) -> Result<Warehouse, WarehouseError> {
+        let root = root.as_ref().to_path_buf();
+        for dir in [root.join(EVENTS_DIR), root.join(REJECTIONS_DIR), root.join(MARTS_DIR)] {
+            fs::create_dir_all(&dir).map_err(|e| WarehouseError::io(&dir, e))?;
+        }
+        let log = CommitLog::load(&root)?;
+        let properties = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(
+                ZstdLevel::try_new(ZSTD_LEVEL).map_err(|e| WarehouseError::Parquet { path: root.clone(), source: e })?,
+            ))
+            .set_statistics_enabled(EnabledStatistics::Page)
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            .build();
+        let warehouse = Warehouse { root, log, contract: Contract::embedded()?, properties };
+        warehouse.recover()?;
+        Ok(warehouse)
+    }
+
+    /// The warehouse directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The commit log.
+    pub fn log(&self) -> &CommitLog {
+        &self.log
+    }
+
+    /// The event contract the tables follow.
+    pub fn contract(&self) -> &Arc<Contract> {
+        &self.contract
+    }
+
+    /// Directory of an event table.
+    pub fn table_dir(&self, table: &str) -> PathBuf {
+        self.root.join(EVENTS_DIR).join(table)
+    }
+
+    /// Finishes committed renames and removes staged files no commit names.
+    fn recover(&self) -> Result<(), WarehouseError> {
+        let committed: std::collections::HashSet<&str> =
+            self.log.commits().iter().flat_map(|c| c.files.iter().map(|f| f.path.as_str())).collect();
+        let mut staged = Vec::new();
+        for dir in [self.root.join(EVENTS_DIR), self.root.join(REJECTIONS_DIR), self.root.join(MARTS_DIR)] {
+            collect_in_progress(&dir, &mut staged)?;
+        }
+        for path in staged {
+            let final_path = PathBuf::from(path.to_string_lossy().trim_end_matches(IN_PROGRESS_SUFFIX));
+            let relative = relative_path(&self.root, &final_path);
+            if committed.contains(relative.as_str()) {
+                debug!(file = %relative, "finishing committed file");
+                fs::rename(&path, &final_path).map_err(|e| WarehouseError::io(&path, e))?;
+            } else {
+                warn!(file = %path.display(), "removing a file staged by an interrupted, uncommitted write");
+                fs::remove_file(&path).map_err(|e| WarehouseError::io(&path, e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes one event table's rows as one staged Parquet file per Hive partition.
+    pub fn stage_events(&self, pending: &mut PendingCommit, decoded: DecodedBatch) -> Result<(), WarehouseError> {
+        let event = &self.contract.events()[decoded.event];
+        let (batch, spec) = (stored_batch(event, decoded.batch)?, &event.partition);
+        let mut rows_by_key: BTreeMap<i32, Vec<u32>> = BTreeMap::new();
+        for (row, key) in decoded.partition_keys.iter().enumerate() {
+            rows_by_key.entry(*key).or_default().push(row as u32);
+        }
+        let table_dir = self.table_dir(&event.table);
+        for (key, rows) in rows_by_key {
+            let part = if rows.len() == batch.num_rows() {
+                batch.clone()
+            } else {
+                take_record_batch(&batch, &UInt32Array::from(rows))?
+            };
+            let dir = table_dir.join(spec.dir_name(key));
+            let name = pending.next_name();
+            self.stage_file(pending, &event.table, &dir, &name, &part)?;
+        }
+        Ok(())
+    }
+
+    /// Stages the rejected inputs of a commit into `_rejections`.
+    pub fn stage_rejections(&self, pending: &mut PendingCommit, buffer: &mut RejectionBuffer) -> Result<(), WarehouseError> {
+        if buffer.is_empty() {
+            return Ok(());
+        }
+        let batch = buffer.finish()?;
+        let name = pending.next_name();
+        self.stage_file(pending, REJECTIONS_TABLE, &self.root.join(REJECTIONS_DIR), &name, &batch)
+    }
+
+    fn stage_file(
+        &self,
+        pending: &mut PendingCommit,
+        table: &str,
+        dir: &Path,
+        name: &str,
+        batch: &RecordBatch,
+    ) -> Result<(), WarehouseError> {
+        fs::create_dir_all(dir).map_err(|e| WarehouseError::io(dir, e))?;
+        let final_path = dir.join(name);
+        let staged_path = dir.join(format!("{name}{IN_PROGRESS_SUFFIX}"));
+        let bytes = write_parquet(&staged_path, batch, self.properties.clone())?;
+        pending.staged.push((
+            CommittedFile {
+                table: table.to_string(),
+                path: relative_path(&self.root, &final_path),
+                rows: batch.num_rows() as u64,
+                bytes,
+            },
+            staged_path,
+        ));
+        Ok(())
+    }
+
+    /// Records the staged files with their source positions, then makes them visible.
+    pub fn commit(&mut self, pending: PendingCommit) -> Result<Commit, WarehouseError> {
+        let seq = self.log.next_seq();
+        let span = info_span!("commit", seq, files = pending.staged.len(), accepted = pending.counts.accepted,
+            rejected = pending.counts.rejected);
+        let _guard = span.enter();
+        let mut dirs: Vec<&Path> = pending.staged.iter().filter_map(|(_, p)| p.parent()).collect();
+        dirs.sort();
+        dirs.dedup();
+        for dir in &dirs {
+            log::sync_dir(dir)?;
+        }
+        let commit = Commit {
+            version: log::COMMIT_FORMAT_VERSION,
+            seq,
+            files: pending.staged.iter().map(|(f, _)| f.clone()).collect(),
+            sources: pending.sources,
+            counts: pending.counts,
+        };
+        self.log.append(commit.clone())?;
+        for (file, staged) in &pending.staged {
+            let final_path = self.root.join(&file.path);
+            fs::rename(staged, &final_path).map_err(|e| WarehouseError::io(staged, e))?;
+        }
+        for dir in &dirs {
+            log::sync_dir(dir)?;
+        }
+        Ok(commit)
+    }
+
+    /// Writes a mart: the batches replace the mart's previous content atomically (write, then rename).
+    pub fn write_mart(&self, name: &str, schema: SchemaRef, batches: &[RecordBatch]) -> Result<PathBuf, WarehouseError> {
+        let dir = mart_dir(&self.root, name);
+        fs::create_dir_all(&dir).map_err(|e| WarehouseError::io(&dir, e))?;
+        let final_path = dir.join("data.parquet");
+        let staged_path = dir.join(format!("data.parquet{IN_PROGRESS_SUFFIX}"));
+        let batch = arrow::compute::concat_batches(&schema, batches)?;
+        write_parquet(&staged_path, &batch, self.properties.clone())?;
+        fs::rename(&staged_path, &final_path).map_err(|e| WarehouseError::io(&staged_path, e))?;
+        log::sync_dir(&dir)?;
+        Ok(final_path)
+    }
+}
+
+/// The batch as stored: without a column that is the partition column itself (it lives in the path).
+fn stored_batch(event: &EventSchema, batch: RecordBatch) -> Result<RecordBatch, WarehouseError> {
+    match stored_projection(event) {
+        Some(indices) => Ok(batch.project(&indices)?),
+        None => Ok(batch),
+    }
+}
+
+/// Column indexes kept in files when the partition column is also a field (`month`).
+pub(crate) fn stored_projection(event: &EventSchema) -> Option<Vec<usize>> {
+    let from = event.partition.from;
+    (event.fields[from].name == event.partition.column)
+        .then(|| (0..event.arrow_schema().fields().len()).filter(|i| *i != from).collect())
+}
+
+fn write_parquet(path: &Path, batch: &RecordBatch, properties: WriterProperties) -> Result<u64, WarehouseError> {
+    let file = fs::File::create(path).map_err(|e| WarehouseError::io(path, e))?;
+    let parquet_err = |source| WarehouseError::Parquet { path: path.to_path_buf(), source };
+    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(properties)).map_err(parquet_err)?;
+    writer.write(batch).map_err(parquet_err)?;
+    let file = writer.into_inner().map_err(parquet_err)?;
+    file.sync_all().map_err(|e| WarehouseError::io(path, e))?;
+    let bytes = file.metadata().map_err(|e| WarehouseError::io(path, e))?.len();
+    Ok(bytes)
+}
+
+fn collect_in_progress(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), WarehouseError> {
+    let Ok(entries) = fs::read_dir(dir) else { return Ok(()) };
+    for entry in entries {
+        let entry = entry.map_err(|e| WarehouseError::io(dir, e))?;
+        let path = entry.path();
+        if entry.file_type().map_err(|e| WarehouseError::io(&path, e))?.is_dir() {
+            collect_in_progress(&path, out)?;
+        } else if path.to_string_lossy().ends_with(IN_PROGRESS_SUFFIX) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn relative_path(root: &Path, path: &Path) -> String {
+    let relative = path.strip_prefix(root).unwrap_or(path);
+    relative.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
+}

@@ -1,0 +1,229 @@
+//! The commit log: `<warehouse>/_commits/<seq>.json`, one file per commit.
+//!
+//! A commit names the data files it adds together with the source positions
+//! they cover. It becomes durable by an exclusive create (`hard_link` of a
+//! fully written, synced temporary file), so two writers can never both win
+//! the same sequence number and a reader never sees half a record.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::WarehouseError;
+
+/// Version of the commit record format.
+pub const COMMIT_FORMAT_VERSION: u32 = 1;
+/// Directory of the log inside the warehouse.
+pub const COMMITS_DIR: &str = "_commits";
+
+/// One atomic addition to the warehouse.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Commit {
+    /// Record format version ([`COMMIT_FORMAT_VERSION`]).
+    pub version: u32,
+    /// Position in the log, from 1.
+    pub seq: u64,
+    /// Data files added, paths relative to the warehouse root.
+    pub files: Vec<CommittedFile>,
+    /// Source positions covered by this commit.
+    pub sources: Vec<SourceRange>,
+    /// Inputs read, accepted and rejected in this commit.
+    pub counts: Counts,
+}
+
+/// A data file added by a commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommittedFile {
+    /// Table name (`applications`, …, or `_rejections`).
+    pub table: String,
+    /// Path relative to the warehouse root, with `/` separators.
+    pub path: String,
+    /// Rows in the file.
+    pub rows: u64,
+    /// Size in bytes.
+    pub bytes: u64,
+}
+
+/// A range of a source that a commit covers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SourceRange {
+    /// Lines of an NDJSON file, identified by its content hash.
+    File {
+        /// Path as given when it was ingested (for people; identity is the hash).
+        path: String,
+        /// SHA-256 of the whole file content, hex.
+        sha256: String,
+        /// File size in bytes.
+        size: u64,
+        /// First byte covered.
+        from_byte: u64,
+        /// One past the last byte covered.
+        to_byte: u64,
+        /// Lines (1-based) covered: `from_line..to_line`.
+        from_line: u64,
+        /// One past the last line covered.
+        to_line: u64,
+    },
+}
+
+/// Input counts of a commit; `read = accepted + rejected`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Counts {
+    /// Inputs read.
+    pub read: u64,
+    /// Inputs stored in event tables.
+    pub accepted: u64,
+    /// Inputs stored in `_rejections`.
+    pub rejected: u64,
+}
+
+impl std::ops::AddAssign for Counts {
+    fn add_assign(&mut self, other: Counts) {
+        self.read += other.read;
+        self.accepted += other.accepted;
+        self.rejected += other.rejected;
+    }
+}
+
+/// How far a file (by content hash) has been committed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FileProgress {
+    /// Bytes committed from the start of the file.
+    pub to_byte: u64,
+    /// Next line number to read.
+    pub to_line: u64,
+    /// File size.
+    pub size: u64,
+    /// Sequence number of the last commit that covered it.
+    pub last_seq: u64,
+}
+
+impl FileProgress {
+    /// True when every byte of the file is committed.
+    pub fn is_complete(&self) -> bool {
+        self.to_byte >= self.size
+    }
+}
+
+/// The log as read from disk.
+#[derive(Debug, Default)]
+pub struct CommitLog {
+    dir: PathBuf,
+    commits: Vec<Commit>,
+    files: BTreeMap<String, FileProgress>,
+}
+
+impl CommitLog {
+    /// Reads every commit in `<root>/_commits`, in sequence order.
+    pub fn load(root: &Path) -> Result<CommitLog, WarehouseError> {
+        let dir = root.join(COMMITS_DIR);
+        fs::create_dir_all(&dir).map_err(|e| WarehouseError::io(&dir, e))?;
+        let mut names = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(|e| WarehouseError::io(&dir, e))? {
+            let entry = entry.map_err(|e| WarehouseError::io(&dir, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(seq) = name.strip_suffix(".json").and_then(|s| s.parse::<u64>().ok()) {
+                names.push((seq, entry.path()));
+            } else if name.starts_with(".tmp-") {
+                // A commit that was never linked into place: it did not happen.
+                fs::remove_file(entry.path()).map_err(|e| WarehouseError::io(entry.path(), e))?;
+            }
+        }
+        names.sort();
+        let mut log = CommitLog { dir, ..CommitLog::default() };
+        for (i, (seq, path)) in names.into_iter().enumerate() {
+            if seq != i as u64 + 1 {
+                return Err(WarehouseError::CorruptLog {
+                    path,
+                    message: format!("expected commit {} next, found {seq}; a commit file is missing", i + 1),
+                });
+            }
+            let text = fs::read_to_string(&path).map_err(|e| WarehouseError::io(&path, e))?;
+            let commit: Commit = serde_json::from_str(&text)
+                .map_err(|e| WarehouseError::CorruptLog { path: path.clone(), message: e.to_string() })?;
+            if commit.seq != seq || commit.version != COMMIT_FORMAT_VERSION {
+                return Err(WarehouseError::CorruptLog {
+                    path,
+                    message: format!("record says seq {} version {}", commit.seq, commit.version),
+                });
+            }
+            log.index(&commit);
+            log.commits.push(commit);
+        }
+        Ok(log)
+    }
+
+    fn index(&mut self, commit: &Commit) {
+        for source in &commit.sources {
+            let SourceRange::File { sha256, size, to_byte, to_line, .. } = source;
+            let progress = self.files.entry(sha256.clone()).or_default();
+            if *to_byte >= progress.to_byte {
+                *progress = FileProgress { to_byte: *to_byte, to_line: *to_line, size: *size, last_seq: commit.seq };
+            }
+        }
+    }
+
+    /// All commits, oldest first.
+    pub fn commits(&self) -> &[Commit] {
+        &self.commits
+    }
+
+    /// The sequence number the next commit will get.
+    pub fn next_seq(&self) -> u64 {
+        self.commits.len() as u64 + 1
+    }
+
+    /// How far the file with this content hash is committed.
+    pub fn file_progress(&self, sha256: &str) -> Option<FileProgress> {
+        self.files.get(sha256).copied()
+    }
+
+    /// Totals over the whole log.
+    pub fn counts(&self) -> Counts {
+        let mut total = Counts::default();
+        for commit in &self.commits {
+            total += commit.counts;
+        }
+        total
+    }
+
+    /// Writes `commit` as the next record; fails with [`WarehouseError::CommitConflict`] if another writer took the number.
+    pub(crate) fn append(&mut self, commit: Commit) -> Result<(), WarehouseError> {
+        let final_path = self.dir.join(format!("{:020}.json", commit.seq));
+        let tmp_path = self.dir.join(format!(".tmp-{}-{}", std::process::id(), commit.seq));
+        let text = serde_json::to_vec_pretty(&commit).map_err(|e| WarehouseError::CorruptLog {
+            path: final_path.clone(),
+            message: format!("cannot serialise commit: {e}"),
+        })?;
+        {
+            let mut file = fs::File::create(&tmp_path).map_err(|e| WarehouseError::io(&tmp_path, e))?;
+            file.write_all(&text).map_err(|e| WarehouseError::io(&tmp_path, e))?;
+            file.sync_all().map_err(|e| WarehouseError::io(&tmp_path, e))?;
+        }
+        let linked = fs::hard_link(&tmp_path, &final_path);
+        fs::remove_file(&tmp_path).map_err(|e| WarehouseError::io(&tmp_path, e))?;
+        match linked {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(WarehouseError::CommitConflict { seq: commit.seq });
+            }
+            Err(e) => return Err(WarehouseError::io(&final_path, e)),
+        }
+        sync_dir(&self.dir)?;
+        self.index(&commit);
+        self.commits.push(commit);
+        Ok(())
+    }
+}
+
+/// Makes a directory's entries (renames, new files) durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), WarehouseError> {
+    fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| WarehouseError::io(dir, e))
+}
