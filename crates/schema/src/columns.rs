@@ -25,11 +25,13 @@ fn dictionary_utf8() -> DataType {
     DataType::Dictionary(Box::new(DataType::Int8), Box::new(DataType::Utf8))
 }
 
+/// Map entries named as in the Parquet `MAP` logical type (`key_value`, `key`, `value`), which
+/// DuckDB, Spark and Trino expect.
 fn map_entries() -> ArrowField {
     ArrowField::new(
-        "entries",
+        "key_value",
         DataType::Struct(
-            vec![ArrowField::new("keys", DataType::Utf8, false), ArrowField::new("values", DataType::Float64, true)]
+            vec![ArrowField::new("key", DataType::Utf8, false), ArrowField::new("value", DataType::Float64, true)]
                 .into(),
         ),
         false,
@@ -128,7 +130,7 @@ impl ColumnBuilder {
             FieldKind::Bool => ColumnBuilder::Bool(BooleanBuilder::new()),
             FieldKind::Shares { keys, .. } => ColumnBuilder::Shares {
                 builder: MapBuilder::new(
-                    Some(MapFieldNames { entry: "entries".into(), key: "keys".into(), value: "values".into() }),
+                    Some(MapFieldNames { entry: "key_value".into(), key: "key".into(), value: "value".into() }),
                     StringBuilder::new(),
                     Float64Builder::new(),
                 ),
