@@ -33,6 +33,7 @@ use arrow::error::ArrowError;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use permitflow_warehouse::{Warehouse, register_tables};
+use serde::{Deserialize, Serialize};
 use tracing::info_span;
 
 /// A model: the mart it produces and its SQL.
@@ -56,10 +57,12 @@ pub const MODELS: &[Model] = &[
     Model { name: "cost_recovery", sql: include_str!("../../../pipelines/models/cost_recovery.sql") },
 ];
 
-/// Settings of the models that are data, not SQL.
-#[derive(Debug, Clone, PartialEq)]
+/// `[metrics]`: settings of the models that are data, not SQL.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
-    /// Permit types whose work is fee-based (the scope of `cost_recovery`).
+    /// Permit types whose work is fee-based: the scope of `cost_recovery`
+    /// (default: every permit type except `asylum` and `temporary_protection`).
     pub fee_based_permit_types: Vec<String>,
 }
 

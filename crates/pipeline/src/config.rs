@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use permitflow_metrics::MetricsConfig;
 use permitflow_schema::Pseudonymiser;
 use serde::{Deserialize, Serialize};
 
@@ -21,7 +22,7 @@ pub struct Config {
     /// File ingestion batching.
     pub ingest: IngestConfig,
     /// Indicator settings.
-    pub metrics: MetricsSettings,
+    pub metrics: MetricsConfig,
 }
 
 /// `[warehouse]`
@@ -83,41 +84,6 @@ fn default_batch_lines() -> usize {
 
 fn default_batch_bytes() -> usize {
     256 << 20
-}
-
-/// `[metrics]`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MetricsSettings {
-    /// Permit types whose work is fee-based: the scope of `cost_recovery`
-    /// (default: every permit type except `asylum` and `temporary_protection`).
-    pub fee_based_permit_types: Vec<String>,
-}
-
-impl Default for MetricsSettings {
-    fn default() -> Self {
-        MetricsSettings { fee_based_permit_types: default_fee_based_permit_types() }
-    }
-}
-
-/// Every permit type except `asylum` and `temporary_protection`.
-pub fn default_fee_based_permit_types() -> Vec<String> {
-    [
-        "work_specialist",
-        "work_startup",
-        "work_employee",
-        "work_other",
-        "study",
-        "family",
-        "extended_permit",
-        "permanent_permit",
-        "eu_registration",
-        "citizenship",
-        "travel_document",
-    ]
-    .into_iter()
-    .map(str::to_string)
-    .collect()
 }
 
 impl Config {

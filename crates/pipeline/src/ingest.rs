@@ -164,3 +164,95 @@ fn ingest_file(
     progress(Progress::FileFinished);
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const DECISION: &str = r#"{"event_id":"3f1c2a9e-6a7b-4c1d-9e2f-0a1b2c3d4e5f","event_type":"decision.made","schema_version":1,"occurred_at":"2024-03-01T09:15:00Z","decision_id":"D1","application_id":"A1","permit_type":"study","outcome":"positive","unit":"U1","automated":false}"#;
+
+    fn input(dir: &Path, lines: &[&[u8]]) -> PathBuf {
+        let path = dir.join("input.ndjson");
+        let mut file = std::fs::File::create(&path).expect("create input");
+        for line in lines {
+            file.write_all(line).expect("write");
+            file.write_all(b"\n").expect("write");
+        }
+        path
+    }
+
+    fn ingest(warehouse: &mut Warehouse, path: &Path, batch_lines: usize) -> Result<FileReport, PipelineError> {
+        let config = IngestConfig { batch_lines, ..IngestConfig::default() };
+        let mut reports = ingest_files(warehouse, &[path.to_path_buf()], &Pseudonymiser::development(), &config, &mut |_| {})?;
+        Ok(reports.remove(0))
+    }
+
+    #[test]
+    fn counts_reconcile_and_blank_lines_are_not_counted() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = input(dir.path(), &[DECISION.as_bytes(), b"", b"{oops", b"  ", DECISION.as_bytes()]);
+        let mut warehouse = Warehouse::open(dir.path().join("wh")).expect("open");
+        let report = ingest(&mut warehouse, &path, 2).expect("ingest");
+        assert_eq!((report.counts.read, report.counts.accepted, report.counts.rejected), (3, 2, 1));
+        assert_eq!(report.rejected_by_rule.get("invalid_json"), Some(&1));
+        assert_eq!(warehouse.log().counts(), report.counts);
+    }
+
+    #[test]
+    fn ingesting_the_same_file_twice_stores_nothing_twice() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = input(dir.path(), &[DECISION.as_bytes(), b"[]"]);
+        let mut warehouse = Warehouse::open(dir.path().join("wh")).expect("open");
+        ingest(&mut warehouse, &path, 10).expect("first");
+        let copy = dir.path().join("copy.ndjson");
+        std::fs::copy(&path, &copy).expect("copy");
+        let again = ingest(&mut warehouse, &copy, 10).expect("same content under another name");
+        assert_eq!(again.counts, Counts::default());
+        assert!(again.already_committed.is_some());
+        let reopened = Warehouse::open(dir.path().join("wh")).expect("reopen");
+        assert_eq!((reopened.log().counts().accepted, reopened.log().counts().rejected), (1, 1));
+    }
+
+    #[test]
+    fn an_interrupted_ingest_resumes_after_the_last_committed_line() {
+        let dir = tempfile::tempdir().expect("dir");
+        let lines: Vec<&[u8]> = vec![DECISION.as_bytes(), b"1", DECISION.as_bytes(), b"2", DECISION.as_bytes()];
+        let path = input(dir.path(), &lines);
+        let mut warehouse = Warehouse::open(dir.path().join("wh")).expect("open");
+        // The progress callback aborts the run right after the first commit of two lines.
+        let aborted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let config = IngestConfig { batch_lines: 2, ..IngestConfig::default() };
+            ingest_files(&mut warehouse, &[path.clone()], &Pseudonymiser::development(), &config, &mut |p| {
+                assert!(!matches!(p, Progress::Advanced { .. }), "simulated crash after a commit");
+            })
+        }));
+        assert!(aborted.is_err());
+        let mut warehouse = Warehouse::open(dir.path().join("wh")).expect("reopen");
+        assert_eq!(warehouse.log().counts().read, 2);
+        let report = ingest(&mut warehouse, &path, 2).expect("resume");
+        assert_eq!(report.resumed_at_line, Some(3));
+        assert_eq!(report.counts.read, 3);
+        assert_eq!(warehouse.log().counts(), Counts { read: 5, accepted: 3, rejected: 2 });
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        #[test]
+        fn any_input_file_is_ingested_without_panic_and_reconciles(
+            lines in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 0..20),
+        ) {
+            let dir = tempfile::tempdir().expect("dir");
+            let path = dir.path().join("input.ndjson");
+            std::fs::write(&path, lines.join(&b'\n')).expect("write");
+            let mut warehouse = Warehouse::open(dir.path().join("wh")).expect("open");
+            let report = ingest(&mut warehouse, &path, 7).expect("ingest never fails on content");
+            prop_assert_eq!(report.counts.read, report.counts.accepted + report.counts.rejected);
+            prop_assert_eq!(warehouse.log().counts(), report.counts);
+        }
+    }
+}

@@ -31,9 +31,8 @@
 mod config;
 mod ingest;
 
-pub use config::{
-    Config, ENV_PREFIX, IngestConfig, MetricsSettings, PrivacyConfig, WarehouseConfig, default_fee_based_permit_types,
-};
+pub use config::{Config, ENV_PREFIX, IngestConfig, PrivacyConfig, WarehouseConfig};
+pub use permitflow_metrics::MetricsConfig;
 pub use ingest::{FileReport, Progress, ingest_files};
 
 /// Errors of the run loop; they wrap the stage that failed.
