@@ -1,1 +1,299 @@
-fn main() {}
+//! `permitflow`: the command line of the pipeline.
+//!
+//! This binary owns argument parsing, logging set-up, progress display and the
+//! text users read; the work itself is done by the stage crates. It is the
+//! only place where `anyhow` and `println!` are used.
+
+mod progress;
+mod summary;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use permitflow_gen::{GenConfig, GenSummary, generate};
+use permitflow_metrics::{materialize, session};
+use permitflow_pipeline::{Config, FileReport, ingest_files};
+use permitflow_schema::Pseudonymiser;
+use permitflow_source::expand_inputs;
+use permitflow_warehouse::{Counts, Warehouse};
+use tracing_subscriber::EnvFilter;
+
+use crate::progress::{GenerateProgress, IngestProgress};
+
+/// permitflow: immigration-authority events → Parquet warehouse → performance indicators.
+#[derive(Debug, Parser)]
+#[command(version, about, propagate_version = true)]
+struct Cli {
+    /// Configuration file (TOML); `PERMITFLOW__SECTION__KEY` environment variables override it.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write a deterministic synthetic workload as NDJSON files, one per year.
+    Generate(GenerateArgs),
+    /// Ingest NDJSON files (or directories of *.ndjson / *.jsonl) into the warehouse.
+    Ingest {
+        #[command(flatten)]
+        warehouse: WarehouseArg,
+        /// Files or directories to ingest, in order.
+        #[arg(required = true, value_name = "FILE_OR_DIR")]
+        inputs: Vec<PathBuf>,
+    },
+    /// Recompute every mart from the committed event tables.
+    Materialize {
+        #[command(flatten)]
+        warehouse: WarehouseArg,
+    },
+    /// Run SQL over the event tables, `_rejections` and the marts; prints a table.
+    Query {
+        #[command(flatten)]
+        warehouse: WarehouseArg,
+        /// The SQL statement.
+        sql: String,
+    },
+    /// Generate a year, ingest it, materialise the marts and print the indicators.
+    Demo {
+        #[command(flatten)]
+        warehouse: WarehouseArg,
+        /// Where the generated input file is written.
+        #[arg(long, value_name = "DIR", default_value = "demo-input")]
+        input: PathBuf,
+        #[command(flatten)]
+        generate: DemoGenerateArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+struct WarehouseArg {
+    /// Warehouse directory (default: `warehouse.path` of the config, `./warehouse`).
+    #[arg(long, value_name = "DIR")]
+    warehouse: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct GenerateArgs {
+    /// Output directory; files are named `events-YYYY.ndjson`.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Random seed: the same arguments give byte-identical files.
+    #[arg(long, default_value_t = GenConfig::default().seed)]
+    seed: u64,
+    /// First year generated.
+    #[arg(long, default_value_t = GenConfig::default().start_year)]
+    start_year: i32,
+    /// Number of years.
+    #[arg(long, default_value_t = GenConfig::default().years)]
+    years: u32,
+    /// Volume relative to the Finnish Immigration Service in 2017 (1.0 ≈ 123,000 applications a year).
+    #[arg(long, default_value_t = GenConfig::default().scale)]
+    scale: f64,
+    /// Share of events resent later with the same `event_id`.
+    #[arg(long, default_value_t = 0.0)]
+    duplicates: f64,
+    /// Share of events written out of time order.
+    #[arg(long, default_value_t = 0.0)]
+    late: f64,
+    /// Share of extra malformed lines (one of every rejection rule in turn).
+    #[arg(long, default_value_t = 0.0)]
+    malformed: f64,
+}
+
+#[derive(Debug, Args)]
+struct DemoGenerateArgs {
+    /// Random seed of the generated year.
+    #[arg(long, default_value_t = GenConfig::default().seed)]
+    seed: u64,
+    /// The year generated.
+    #[arg(long, default_value_t = GenConfig::default().start_year)]
+    year: i32,
+    /// Volume relative to the agency in 2017.
+    #[arg(long, default_value_t = 1.0)]
+    scale: f64,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Log lines go to stderr; `RUST_LOG` overrides. On a terminal only warnings are logged (progress bars
+/// show activity); otherwise progress is logged as info lines.
+fn init_logging() {
+    let default = if progress::interactive() { "warn" } else { "info" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let config = Config::load(cli.config.as_deref())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    match cli.command {
+        Command::Generate(args) => {
+            let gen_config = GenConfig {
+                seed: args.seed,
+                start_year: args.start_year,
+                years: args.years,
+                scale: args.scale,
+                duplicate_share: args.duplicates,
+                late_share: args.late,
+                malformed_share: args.malformed,
+            };
+            let summary = run_generate(&gen_config, &args.out)?;
+            print_generated(&summary);
+        }
+        Command::Ingest { warehouse, inputs } => {
+            let mut warehouse = open_warehouse(warehouse.warehouse.as_deref(), &config)?;
+            let pseudonymiser = config.privacy.pseudonymiser()?;
+            run_ingest(&mut warehouse, &inputs, &pseudonymiser, &config)?;
+        }
+        Command::Materialize { warehouse } => {
+            let warehouse = open_warehouse(warehouse.warehouse.as_deref(), &config)?;
+            runtime.block_on(run_materialize(&warehouse, &config))?;
+        }
+        Command::Query { warehouse, sql } => {
+            let warehouse = open_warehouse(warehouse.warehouse.as_deref(), &config)?;
+            runtime.block_on(async {
+                let ctx = session(&warehouse, &config.metrics).await?;
+                let batches = ctx.sql(&sql).await?.collect().await?;
+                println!("{}", arrow::util::pretty::pretty_format_batches(&batches)?);
+                anyhow::Ok(())
+            })?;
+        }
+        Command::Demo { warehouse, input, generate } => {
+            let pseudonymiser = match &config.privacy.key {
+                Some(_) => config.privacy.pseudonymiser()?,
+                None => {
+                    println!(
+                        "note: pseudonymising with the public development key; set PERMITFLOW__PRIVACY__KEY \
+                         for real data"
+                    );
+                    Pseudonymiser::development()
+                }
+            };
+            let gen_config = GenConfig {
+                seed: generate.seed,
+                start_year: generate.year,
+                years: 1,
+                scale: generate.scale,
+                duplicate_share: 0.005,
+                late_share: 0.01,
+                malformed_share: 0.001,
+            };
+            let generated = run_generate(&gen_config, &input)?;
+            print_generated(&generated);
+            let mut warehouse = open_warehouse(warehouse.warehouse.as_deref(), &config)?;
+            let counts = run_ingest(&mut warehouse, &generated.files, &pseudonymiser, &config)?;
+            if counts.read == 0 && warehouse.log().counts().read > 0 {
+                println!("(already ingested earlier; the warehouse is unchanged)");
+            }
+            runtime.block_on(async {
+                run_materialize(&warehouse, &config).await?;
+                summary::print(&warehouse, &config.metrics, generate.year).await
+            })?;
+        }
+    }
+    Ok(())
+}
+
+fn open_warehouse(flag: Option<&Path>, config: &Config) -> Result<Warehouse> {
+    let path = flag.unwrap_or(&config.warehouse.path);
+    Warehouse::open(path).with_context(|| format!("opening the warehouse {}", path.display()))
+}
+
+fn run_generate(config: &GenConfig, out: &Path) -> Result<GenSummary> {
+    let started = Instant::now();
+    let mut progress = GenerateProgress::new(config.years);
+    let summary = generate(config, out, &mut |year, so_far| progress.year_done(year, so_far))
+        .with_context(|| format!("generating into {}", out.display()))?;
+    progress.finish();
+    tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, lines = summary.lines, "generated");
+    Ok(summary)
+}
+
+fn print_generated(summary: &GenSummary) {
+    println!(
+        "generated {} lines ({} events, {} resent duplicates, {} late, {} malformed; {:.1} MB) in {} file(s):",
+        summary.lines,
+        summary.valid_events,
+        summary.duplicates,
+        summary.late,
+        summary.malformed,
+        summary.bytes as f64 / 1e6,
+        summary.files.len()
+    );
+    for file in &summary.files {
+        println!("  {}", file.display());
+    }
+}
+
+fn run_ingest(
+    warehouse: &mut Warehouse,
+    inputs: &[PathBuf],
+    pseudonymiser: &Pseudonymiser,
+    config: &Config,
+) -> Result<Counts> {
+    let files = expand_inputs(inputs)?;
+    if files.is_empty() {
+        bail!("no input files: the directories given contain no *.ndjson or *.jsonl files");
+    }
+    let started = Instant::now();
+    let mut progress = IngestProgress::default();
+    let reports = ingest_files(warehouse, &files, pseudonymiser, &config.ingest, &mut |p| progress.update(p))?;
+    let mut total = Counts::default();
+    for report in &reports {
+        print_file_report(report);
+        total += report.counts;
+    }
+    println!(
+        "ingested in {:.1} s: read {} = accepted {} + rejected {}",
+        started.elapsed().as_secs_f64(),
+        total.read,
+        total.accepted,
+        total.rejected
+    );
+    if total.rejected > 0 {
+        println!(
+            "rejected lines, with file, line, rule and field: permitflow query --warehouse {} \
+             \"SELECT * FROM _rejections\"",
+            warehouse.root().display()
+        );
+    }
+    Ok(total)
+}
+
+fn print_file_report(report: &FileReport) {
+    let path = report.path.display();
+    if let Some(commit) = report.already_committed {
+        println!("{path}: already ingested (commit {commit}); nothing stored again");
+        return;
+    }
+    let resumed = report.resumed_at_line.map(|line| format!(" (resumed at line {line})")).unwrap_or_default();
+    println!(
+        "{path}{resumed}: read {} = accepted {} + rejected {}",
+        report.counts.read, report.counts.accepted, report.counts.rejected
+    );
+    for (rule, count) in &report.rejected_by_rule {
+        println!("  rejected {count:>7} × {rule}");
+    }
+}
+
+async fn run_materialize(warehouse: &Warehouse, config: &Config) -> Result<()> {
+    let started = Instant::now();
+    let reports = materialize(warehouse, &config.metrics).await?;
+    let marts: Vec<String> = reports.iter().map(|r| format!("{} ({} rows)", r.name, r.rows)).collect();
+    println!("materialized in {:.1} s: {}", started.elapsed().as_secs_f64(), marts.join(", "));
+    Ok(())
+}

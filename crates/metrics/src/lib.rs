@@ -133,11 +133,8 @@ pub async fn session(warehouse: &Warehouse, config: &MetricsConfig) -> Result<Se
 
 /// The statements of `_views.sql`: `--` comment lines removed, split on `;`.
 fn view_statements() -> impl Iterator<Item = String> {
-    let code: String = VIEWS_SQL
-        .lines()
-        .filter(|line| !line.trim_start().starts_with("--"))
-        .map(|line| format!("{line}\n"))
-        .collect();
+    let code: String =
+        VIEWS_SQL.lines().filter(|line| !line.trim_start().starts_with("--")).map(|line| format!("{line}\n")).collect();
     code.split(';').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect::<Vec<_>>().into_iter()
 }
 

@@ -96,14 +96,14 @@ impl Config {
             }
             builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
         }
-        builder = builder.add_source(config::Environment::with_prefix(ENV_PREFIX).prefix_separator("__").separator("__"));
-        let config: Config = builder
-            .build()
-            .and_then(|c| c.try_deserialize())
-            .map_err(|e| PipelineError::Config(match file {
+        builder =
+            builder.add_source(config::Environment::with_prefix(ENV_PREFIX).prefix_separator("__").separator("__"));
+        let config: Config = builder.build().and_then(|c| c.try_deserialize()).map_err(|e| {
+            PipelineError::Config(match file {
                 Some(path) => format!("{}: {e}", path.display()),
                 None => e.to_string(),
-            }))?;
+            })
+        })?;
         config.validate()?;
         Ok(config)
     }

@@ -155,8 +155,14 @@ fn ingest_file(
             counts,
         );
         let commit = warehouse.commit(pending)?;
-        info!(commit = commit.seq, read = counts.read, accepted = counts.accepted, rejected = counts.rejected,
-            to_line = reader.next_line_number(), "committed batch");
+        info!(
+            commit = commit.seq,
+            read = counts.read,
+            accepted = counts.accepted,
+            rejected = counts.rejected,
+            to_line = reader.next_line_number(),
+            "committed batch"
+        );
         report.counts += counts;
         report.commits.push(commit.seq);
         progress(Progress::Advanced { byte: reader.position() });
@@ -187,7 +193,8 @@ mod tests {
 
     fn ingest(warehouse: &mut Warehouse, path: &Path, batch_lines: usize) -> Result<FileReport, PipelineError> {
         let config = IngestConfig { batch_lines, ..IngestConfig::default() };
-        let mut reports = ingest_files(warehouse, &[path.to_path_buf()], &Pseudonymiser::development(), &config, &mut |_| {})?;
+        let mut reports =
+            ingest_files(warehouse, &[path.to_path_buf()], &Pseudonymiser::development(), &config, &mut |_| {})?;
         Ok(reports.remove(0))
     }
 

@@ -32,8 +32,8 @@ mod config;
 mod ingest;
 
 pub use config::{Config, ENV_PREFIX, IngestConfig, PrivacyConfig, WarehouseConfig};
-pub use permitflow_metrics::MetricsConfig;
 pub use ingest::{FileReport, Progress, ingest_files};
+pub use permitflow_metrics::MetricsConfig;
 
 /// Errors of the run loop; they wrap the stage that failed.
 #[derive(Debug, thiserror::Error)]

@@ -1,6 +1,7 @@
 //! JSON → Arrow decode rate (events/s and bytes/s) on a generated workload.
 //!
 //! `cargo bench -p permitflow-schema --bench decode`
+#![allow(missing_docs)] // criterion_group! generates an undocumented function.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use permitflow_gen::{GenConfig, generate_year};

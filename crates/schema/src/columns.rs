@@ -120,7 +120,9 @@ impl ColumnBuilder {
                 keys: Int8Builder::new(),
                 values: Arc::new(StringArray::from_iter_values(values)),
             },
-            FieldKind::String { .. } | FieldKind::Uuid | FieldKind::YearMonth => ColumnBuilder::Utf8(StringBuilder::new()),
+            FieldKind::String { .. } | FieldKind::Uuid | FieldKind::YearMonth => {
+                ColumnBuilder::Utf8(StringBuilder::new())
+            }
             FieldKind::Timestamp => ColumnBuilder::Timestamp(TimestampMicrosecondBuilder::new()),
             FieldKind::Integer { .. } => ColumnBuilder::Int64(Int64Builder::new()),
             FieldKind::Decimal { scale, .. } => {

@@ -22,21 +22,12 @@ use crate::columns;
 pub const SCHEMA_FILES: &[(&str, &str)] = &[
     ("common.schema.json", include_str!("../../../schemas/common.schema.json")),
     ("envelope.schema.json", include_str!("../../../schemas/envelope.schema.json")),
-    (
-        "application.submitted.schema.json",
-        include_str!("../../../schemas/application.submitted.schema.json"),
-    ),
+    ("application.submitted.schema.json", include_str!("../../../schemas/application.submitted.schema.json")),
     ("decision.made.schema.json", include_str!("../../../schemas/decision.made.schema.json")),
     ("appeal.resolved.schema.json", include_str!("../../../schemas/appeal.resolved.schema.json")),
-    (
-        "staff.month_reported.schema.json",
-        include_str!("../../../schemas/staff.month_reported.schema.json"),
-    ),
+    ("staff.month_reported.schema.json", include_str!("../../../schemas/staff.month_reported.schema.json")),
     ("cost.booked.schema.json", include_str!("../../../schemas/cost.booked.schema.json")),
-    (
-        "appointment.booked.schema.json",
-        include_str!("../../../schemas/appointment.booked.schema.json"),
-    ),
+    ("appointment.booked.schema.json", include_str!("../../../schemas/appointment.booked.schema.json")),
 ];
 
 /// Files that hold definitions only, not an event type.
@@ -228,8 +219,8 @@ impl PartitionSpec {
     pub fn value(&self, key: i32) -> String {
         match self.granularity {
             Granularity::Day => {
-                let date = NaiveDate::from_num_days_from_ce_opt(key + UNIX_EPOCH_DAYS_FROM_CE)
-                    .unwrap_or(NaiveDate::MIN);
+                let date =
+                    NaiveDate::from_num_days_from_ce_opt(key + UNIX_EPOCH_DAYS_FROM_CE).unwrap_or(NaiveDate::MIN);
                 date.format("%Y-%m-%d").to_string()
             }
             Granularity::Month => {
@@ -326,9 +317,8 @@ impl Resolver<'_> {
             .iter()
             .find(|(name, _)| *name == file)
             .ok_or_else(|| format!("$ref `{reference}`: no schema file `{file}`"))?;
-        let target = doc
-            .pointer(pointer)
-            .ok_or_else(|| format!("$ref `{reference}`: `{pointer}` not found in `{file}`"))?;
+        let target =
+            doc.pointer(pointer).ok_or_else(|| format!("$ref `{reference}`: `{pointer}` not found in `{file}`"))?;
         Ok((name, target))
     }
 
@@ -412,7 +402,8 @@ fn compile_event(resolver: &Resolver<'_>, file: &'static str, doc: &Value) -> Re
         let mut flat = resolver.flatten(file, schema).map_err(|m| invalid(file, &pointer, m))?;
         for nested in ["propertyNames", "additionalProperties"] {
             if let Some(inner) = flat.get(nested) {
-                let resolved = resolver.flatten(file, inner).map_err(|m| invalid(file, format!("{pointer}/{nested}"), m))?;
+                let resolved =
+                    resolver.flatten(file, inner).map_err(|m| invalid(file, format!("{pointer}/{nested}"), m))?;
                 flat.insert(nested.to_string(), Value::Object(resolved));
             }
         }
@@ -462,14 +453,20 @@ fn compile_event(resolver: &Resolver<'_>, file: &'static str, doc: &Value) -> Re
         for (i, rule) in list.iter().enumerate() {
             let pointer = format!("/x-permitflow-rules/{i}");
             let text = |key: &str| {
-                rule.get(key).and_then(Value::as_str).ok_or_else(|| invalid(file, &pointer, format!("`{key}` must be a string")))
+                rule.get(key)
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| invalid(file, &pointer, format!("`{key}` must be a string")))
             };
             let number = |key: &str| {
-                rule.get(key).and_then(Value::as_f64).ok_or_else(|| invalid(file, &pointer, format!("`{key}` must be a number")))
+                rule.get(key)
+                    .and_then(Value::as_f64)
+                    .ok_or_else(|| invalid(file, &pointer, format!("`{key}` must be a number")))
             };
             let field = index_of(text("field")?, &pointer)?;
             let check = match text("check")? {
-                "sum_equals" => CrossCheck::SumEquals { field, value: number("value")?, tolerance: number("tolerance")? },
+                "sum_equals" => {
+                    CrossCheck::SumEquals { field, value: number("value")?, tolerance: number("tolerance")? }
+                }
                 "at_most_days_in_month" => {
                     CrossCheck::AtMostDaysInMonth { field, month_field: index_of(text("month_field")?, &pointer)? }
                 }
@@ -519,9 +516,16 @@ fn field_kind(schema: &Map<String, Value>) -> Result<FieldKind, String> {
                     return Err(format!("multipleOf {step} must be a power of ten such as 0.01"));
                 }
                 let scale = scale as u32;
-                Ok(FieldKind::Decimal { scale, min: num("minimum").map(|m| (m * 10f64.powi(scale as i32)).round() as i128) })
+                Ok(FieldKind::Decimal {
+                    scale,
+                    min: num("minimum").map(|m| (m * 10f64.powi(scale as i32)).round() as i128),
+                })
             }
-            None => Ok(FieldKind::Float { min: num("minimum"), exclusive_min: num("exclusiveMinimum"), max: num("maximum") }),
+            None => Ok(FieldKind::Float {
+                min: num("minimum"),
+                exclusive_min: num("exclusiveMinimum"),
+                max: num("maximum"),
+            }),
         },
         Some("boolean") => Ok(FieldKind::Bool),
         Some("object") => {

@@ -172,7 +172,11 @@ impl Decoder {
                 if &*s == expected {
                     Ok(Staged::Enum(0))
                 } else {
-                    Err(Rejection::new(rule::UNKNOWN_ENUM_VALUE, Some(name), format!("must be `{expected}`, got `{s}`")))
+                    Err(Rejection::new(
+                        rule::UNKNOWN_ENUM_VALUE,
+                        Some(name),
+                        format!("must be `{expected}`, got `{s}`"),
+                    ))
                 }
             }
             FieldKind::String { min_len } => {
@@ -385,7 +389,11 @@ impl<'de> Deserialize<'de> for Object<'de> {
 fn parse_object(text: &str) -> Result<Object<'_>, Rejection> {
     serde_json::from_str::<Object<'_>>(text).map_err(|e| {
         if e.is_data() {
-            Rejection::new(rule::NOT_AN_OBJECT, None, format!("an event must be a JSON object, got {}", json_kind(text)))
+            Rejection::new(
+                rule::NOT_AN_OBJECT,
+                None,
+                format!("an event must be a JSON object, got {}", json_kind(text)),
+            )
         } else {
             Rejection::new(rule::INVALID_JSON, None, format!("not valid JSON: {e}"))
         }
@@ -441,7 +449,11 @@ fn parse_month(s: &str) -> Option<(i32, u32)> {
     let year: i32 = s[..4].parse().ok()?;
     let month: u32 = s[5..].parse().ok()?;
     let first = NaiveDate::from_ymd_opt(year, month, 1)?;
-    let next = if month == 12 { NaiveDate::from_ymd_opt(year + 1, 1, 1)? } else { NaiveDate::from_ymd_opt(year, month + 1, 1)? };
+    let next = if month == 12 {
+        NaiveDate::from_ymd_opt(year + 1, 1, 1)?
+    } else {
+        NaiveDate::from_ymd_opt(year, month + 1, 1)?
+    };
     Some((year * 12 + month as i32 - 1, (next - first).num_days() as u32))
 }
 
@@ -536,9 +548,8 @@ fn check_cross_rules(schema: &EventSchema, staged: &[Staged<'_>]) -> Result<(), 
             CrossCheck::SumEquals { field, value, tolerance } => match &staged[*field] {
                 Staged::Shares(shares) => {
                     let sum: f64 = shares.iter().map(|(_, s)| s).sum();
-                    ((sum - value).abs() > *tolerance).then(|| {
-                        (*field, format!("shares sum to {sum:.4}, not {value} (±{tolerance})"))
-                    })
+                    ((sum - value).abs() > *tolerance)
+                        .then(|| (*field, format!("shares sum to {sum:.4}, not {value} (±{tolerance})")))
                 }
                 _ => None,
             },

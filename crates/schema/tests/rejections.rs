@@ -36,8 +36,10 @@ fn valid(event_type: &str) -> Value {
             "part_time_factor": 0.8, "allocation": {"study": 0.5, "family": 0.25, "overhead": 0.25}}),
         "cost.booked" => json!({"unit": "U1", "process": "overhead", "month": "2024-02",
             "cost_category": "personnel", "amount_eur": -150.5}),
-        "appointment.booked" => json!({"appointment_id": "B1", "service_point": "helsinki", "service": "identification",
-            "first_free_slot_at": "2024-03-05T08:00:00Z", "slot_at": "2024-03-05T10:30:00+02:00"}),
+        "appointment.booked" => {
+            json!({"appointment_id": "B1", "service_point": "helsinki", "service": "identification",
+            "first_free_slot_at": "2024-03-05T08:00:00Z", "slot_at": "2024-03-05T10:30:00+02:00"})
+        }
         other => panic!("no fixture for {other}"),
     };
     for (key, value) in fields.as_object().expect("object") {
@@ -71,9 +73,14 @@ fn assert_rejected(line: &[u8], rule: &str, field: Option<&str>) {
 
 #[test]
 fn every_fixture_event_is_accepted() {
-    for event_type in
-        ["application.submitted", "decision.made", "appeal.resolved", "staff.month_reported", "cost.booked", "appointment.booked"]
-    {
+    for event_type in [
+        "application.submitted",
+        "decision.made",
+        "appeal.resolved",
+        "staff.month_reported",
+        "cost.booked",
+        "appointment.booked",
+    ] {
         let line = serde_json::to_vec(&valid(event_type)).expect("serialise");
         assert!(decode(&line).is_ok(), "{event_type}: {:?}", decode(&line));
     }
@@ -140,12 +147,20 @@ fn a_wrongly_typed_field_is_rejected() {
 
 #[test]
 fn an_unknown_event_type_is_rejected() {
-    assert_rejected(&with("decision.made", "event_type", Some(json!("decision.unmade"))), "unknown_event_type", Some("event_type"));
+    assert_rejected(
+        &with("decision.made", "event_type", Some(json!("decision.unmade"))),
+        "unknown_event_type",
+        Some("event_type"),
+    );
 }
 
 #[test]
 fn an_unknown_schema_version_is_rejected() {
-    assert_rejected(&with("decision.made", "schema_version", Some(json!(2))), "unknown_schema_version", Some("schema_version"));
+    assert_rejected(
+        &with("decision.made", "schema_version", Some(json!(2))),
+        "unknown_schema_version",
+        Some("schema_version"),
+    );
 }
 
 #[test]
@@ -153,13 +168,21 @@ fn an_unknown_enum_value_is_rejected() {
     assert_rejected(&with("decision.made", "outcome", Some(json!("maybe"))), "unknown_enum_value", Some("outcome"));
     assert_rejected(&with("cost.booked", "process", Some(json!("catering"))), "unknown_enum_value", Some("process"));
     let bad_allocation = json!({"study": 0.5, "lunch": 0.5});
-    assert_rejected(&with("staff.month_reported", "allocation", Some(bad_allocation)), "unknown_enum_value", Some("allocation"));
+    assert_rejected(
+        &with("staff.month_reported", "allocation", Some(bad_allocation)),
+        "unknown_enum_value",
+        Some("allocation"),
+    );
 }
 
 #[test]
 fn an_unparsable_timestamp_is_rejected() {
     for bad in ["2024-03-01 09:15:00", "2024-03-01T09:15:00", "2024-02-30T09:15:00Z", "yesterday"] {
-        assert_rejected(&with("decision.made", "occurred_at", Some(json!(bad))), "invalid_timestamp", Some("occurred_at"));
+        assert_rejected(
+            &with("decision.made", "occurred_at", Some(json!(bad))),
+            "invalid_timestamp",
+            Some("occurred_at"),
+        );
     }
 }
 
@@ -186,24 +209,40 @@ fn a_negative_fee_is_rejected() {
 
 #[test]
 fn more_than_two_decimals_are_rejected() {
-    assert_rejected(&with("application.submitted", "fee_eur", Some(json!(350.005))), "too_many_decimals", Some("fee_eur"));
+    assert_rejected(
+        &with("application.submitted", "fee_eur", Some(json!(350.005))),
+        "too_many_decimals",
+        Some("fee_eur"),
+    );
     assert_rejected(&with("cost.booked", "amount_eur", Some(json!(-0.001))), "too_many_decimals", Some("amount_eur"));
 }
 
 #[test]
 fn an_allocation_not_summing_to_one_is_rejected() {
     let allocation = json!({"study": 0.5, "overhead": 0.49});
-    assert_rejected(&with("staff.month_reported", "allocation", Some(allocation)), "allocation_sums_to_one", Some("allocation"));
+    assert_rejected(
+        &with("staff.month_reported", "allocation", Some(allocation)),
+        "allocation_sums_to_one",
+        Some("allocation"),
+    );
     let within_tolerance = json!({"study": 0.3335, "family": 0.3335, "overhead": 0.3335});
     assert!(decode(&with("staff.month_reported", "allocation", Some(within_tolerance))).is_ok());
     let negative = json!({"study": 1.5, "overhead": -0.5});
-    assert_rejected(&with("staff.month_reported", "allocation", Some(negative)), "out_of_range", Some("allocation.overhead"));
+    assert_rejected(
+        &with("staff.month_reported", "allocation", Some(negative)),
+        "out_of_range",
+        Some("allocation.overhead"),
+    );
 }
 
 #[test]
 fn paid_days_beyond_the_month_are_rejected() {
     // February 2024 has 29 days (the fixture's 29 is accepted); 30 is not, and February 2023 has 28.
-    assert_rejected(&with("staff.month_reported", "paid_days", Some(json!(30))), "paid_days_within_month", Some("paid_days"));
+    assert_rejected(
+        &with("staff.month_reported", "paid_days", Some(json!(30))),
+        "paid_days_within_month",
+        Some("paid_days"),
+    );
     let mut event = valid("staff.month_reported");
     event["month"] = json!("2023-02");
     let line = serde_json::to_vec(&event).expect("serialise");
@@ -212,8 +251,16 @@ fn paid_days_beyond_the_month_are_rejected() {
 
 #[test]
 fn a_part_time_factor_of_zero_is_rejected() {
-    assert_rejected(&with("staff.month_reported", "part_time_factor", Some(json!(0))), "out_of_range", Some("part_time_factor"));
-    assert_rejected(&with("staff.month_reported", "part_time_factor", Some(json!(1.01))), "out_of_range", Some("part_time_factor"));
+    assert_rejected(
+        &with("staff.month_reported", "part_time_factor", Some(json!(0))),
+        "out_of_range",
+        Some("part_time_factor"),
+    );
+    assert_rejected(
+        &with("staff.month_reported", "part_time_factor", Some(json!(1.01))),
+        "out_of_range",
+        Some("part_time_factor"),
+    );
 }
 
 #[test]

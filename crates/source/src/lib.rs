@@ -184,7 +184,8 @@ impl LineReader {
         let mut len = 0u64;
         let mut ended = false;
         loop {
-            let available = self.reader.fill_buf().map_err(|source| SourceError::Io { path: self.path.clone(), source })?;
+            let available =
+                self.reader.fill_buf().map_err(|source| SourceError::Io { path: self.path.clone(), source })?;
             if available.is_empty() {
                 break;
             }

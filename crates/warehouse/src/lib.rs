@@ -173,7 +173,8 @@ impl Warehouse {
         let log = CommitLog::load(&root)?;
         let properties = WriterProperties::builder()
             .set_compression(Compression::ZSTD(
-                ZstdLevel::try_new(ZSTD_LEVEL).map_err(|e| WarehouseError::Parquet { path: root.clone(), source: e })?,
+                ZstdLevel::try_new(ZSTD_LEVEL)
+                    .map_err(|e| WarehouseError::Parquet { path: root.clone(), source: e })?,
             ))
             .set_statistics_enabled(EnabledStatistics::Page)
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
@@ -248,7 +249,11 @@ impl Warehouse {
     }
 
     /// Stages the rejected inputs of a commit into `_rejections`.
-    pub fn stage_rejections(&self, pending: &mut PendingCommit, buffer: &mut RejectionBuffer) -> Result<(), WarehouseError> {
+    pub fn stage_rejections(
+        &self,
+        pending: &mut PendingCommit,
+        buffer: &mut RejectionBuffer,
+    ) -> Result<(), WarehouseError> {
         if buffer.is_empty() {
             return Ok(());
         }
@@ -284,8 +289,13 @@ impl Warehouse {
     /// Records the staged files with their source positions, then makes them visible.
     pub fn commit(&mut self, pending: PendingCommit) -> Result<Commit, WarehouseError> {
         let seq = self.log.next_seq();
-        let span = info_span!("commit", seq, files = pending.staged.len(), accepted = pending.counts.accepted,
-            rejected = pending.counts.rejected);
+        let span = info_span!(
+            "commit",
+            seq,
+            files = pending.staged.len(),
+            accepted = pending.counts.accepted,
+            rejected = pending.counts.rejected
+        );
         let _guard = span.enter();
         let mut dirs: Vec<&Path> = pending.staged.iter().filter_map(|(_, p)| p.parent()).collect();
         dirs.sort();
@@ -312,7 +322,12 @@ impl Warehouse {
     }
 
     /// Writes a mart: the batches replace the mart's previous content atomically (write, then rename).
-    pub fn write_mart(&self, name: &str, schema: SchemaRef, batches: &[RecordBatch]) -> Result<PathBuf, WarehouseError> {
+    pub fn write_mart(
+        &self,
+        name: &str,
+        schema: SchemaRef,
+        batches: &[RecordBatch],
+    ) -> Result<PathBuf, WarehouseError> {
         let dir = mart_dir(&self.root, name);
         fs::create_dir_all(&dir).map_err(|e| WarehouseError::io(&dir, e))?;
         let final_path = dir.join("data.parquet");

@@ -41,7 +41,8 @@ pub fn register_tables(ctx: &SessionContext, warehouse: &Warehouse) -> Result<()
             Some(indices) => Arc::new(event.arrow_schema().project(&indices)?),
             None => event.arrow_schema().clone(),
         };
-        let table = listing(&warehouse.root().join(EVENTS_DIR).join(&event.table), schema, Some(&event.partition.column))?;
+        let table =
+            listing(&warehouse.root().join(EVENTS_DIR).join(&event.table), schema, Some(&event.partition.column))?;
         ctx.register_table(event.table.as_str(), table)?;
     }
     let rejections = listing(&warehouse.root().join(REJECTIONS_DIR), rejections_schema(), None)?;

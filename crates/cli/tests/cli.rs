@@ -1,0 +1,167 @@
+//! The `permitflow` binary as users run it: output, errors, and a file ingest killed again and again.
+
+use std::borrow::BorrowMut;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const KEY: &str = "cli-test-key-0123456789";
+
+fn permitflow(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_permitflow"));
+    command.args(args).env_remove("PERMITFLOW__PRIVACY__KEY").env("RUST_LOG", "warn");
+    command
+}
+
+fn run(mut command: impl BorrowMut<Command>) -> Output {
+    command.borrow_mut().output().expect("run permitflow")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[track_caller]
+fn ok(command: impl BorrowMut<Command>) -> String {
+    let output = run(command);
+    assert!(output.status.success(), "failed: {}\n{}", stdout(&output), stderr(&output));
+    stdout(&output)
+}
+
+fn generate(dir: &Path, scale: &str) -> std::path::PathBuf {
+    let out = dir.join("input");
+    let out_arg = out.display().to_string();
+    ok(permitflow(&["generate", "--out", &out_arg, "--scale", scale, "--duplicates", "0.01", "--malformed", "0.002"]));
+    out
+}
+
+#[test]
+fn demo_prints_the_indicators_and_says_it_uses_the_development_key() {
+    let dir = tempfile::tempdir().expect("dir");
+    let warehouse = dir.path().join("wh").display().to_string();
+    let input = dir.path().join("in").display().to_string();
+    let out = ok(permitflow(&["demo", "--warehouse", &warehouse, "--input", &input, "--scale", "0.02"]));
+    assert!(out.contains("development key"), "{out}");
+    assert!(out.contains("decisions per person-year"), "{out}");
+    assert!(out.contains("cost recovery"), "{out}");
+    let reconciled = out.lines().find(|l| l.starts_with("ingested in")).expect("a reconciliation line");
+    let numbers: Vec<u64> = reconciled.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+    assert_eq!(numbers.len(), 3, "{reconciled}");
+    assert_eq!(numbers[0], numbers[1] + numbers[2], "read = accepted + rejected: {reconciled}");
+    assert!(numbers[2] > 0, "the demo includes bad lines: {reconciled}");
+    assert!(Path::new(&warehouse).join("marts/decisions_per_person_year/data.parquet").exists());
+
+    let again = ok(permitflow(&["demo", "--warehouse", &warehouse, "--input", &input, "--scale", "0.02"]));
+    assert!(again.contains("already ingested"), "{again}");
+}
+
+#[test]
+fn ingest_without_a_key_says_how_to_set_one() {
+    let dir = tempfile::tempdir().expect("dir");
+    let input = generate(dir.path(), "0.001");
+    let output = run(permitflow(&["ingest", "--warehouse", &dir.path().join("wh").display().to_string()]).arg(&input));
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("PERMITFLOW__PRIVACY__KEY"), "{}", stderr(&output));
+}
+
+#[test]
+fn a_missing_input_file_is_named_in_the_error() {
+    let dir = tempfile::tempdir().expect("dir");
+    let missing = dir.path().join("nope.ndjson").display().to_string();
+    let output = run(permitflow(&["ingest", "--warehouse", &dir.path().join("wh").display().to_string(), &missing])
+        .env("PERMITFLOW__PRIVACY__KEY", KEY));
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("nope.ndjson"), "{}", stderr(&output));
+}
+
+#[test]
+fn a_config_file_typo_is_named_in_the_error() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("permitflow.toml");
+    std::fs::write(&config, "[warehouse]\npth = \"x\"\n").expect("write config");
+    let output = run(permitflow(&["--config", &config.display().to_string(), "materialize"]));
+    assert!(!output.status.success());
+    let err = stderr(&output);
+    assert!(err.contains("permitflow.toml") && err.contains("pth"), "{err}");
+}
+
+#[test]
+fn query_prints_a_table_and_sql_errors_are_reported() {
+    let dir = tempfile::tempdir().expect("dir");
+    let wh = dir.path().join("wh").display().to_string();
+    let input = generate(dir.path(), "0.002");
+    ok(permitflow(&["ingest", "--warehouse", &wh]).arg(&input).env("PERMITFLOW__PRIVACY__KEY", KEY));
+    let out = ok(permitflow(&["query", "--warehouse", &wh, "SELECT count(*) AS rejected FROM _rejections"]));
+    assert!(out.contains("| rejected |"), "{out}");
+    let output = run(permitflow(&["query", "--warehouse", &wh, "SELECT nope FROM decisions"]));
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("nope"), "{}", stderr(&output));
+}
+
+/// Table row counts, rejections and marts: what a finished warehouse holds.
+fn fingerprint(wh: &str) -> String {
+    ok(permitflow(&["materialize", "--warehouse", wh]));
+    let mut out = String::new();
+    for sql in [
+        "SELECT 'applications', count(*), count(DISTINCT event_id) FROM applications
+         UNION ALL SELECT 'decisions', count(*), count(DISTINCT event_id) FROM decisions
+         UNION ALL SELECT 'appeals', count(*), count(DISTINCT event_id) FROM appeals
+         UNION ALL SELECT 'staff', count(*), count(DISTINCT event_id) FROM staff
+         UNION ALL SELECT 'costs', count(*), count(DISTINCT event_id) FROM costs
+         UNION ALL SELECT 'appointments', count(*), count(DISTINCT event_id) FROM appointments
+         UNION ALL SELECT '_rejections', count(*), count(DISTINCT source_offset) FROM _rejections
+         ORDER BY 1",
+        // Sums of doubles depend on the order rows are added in, which depends on how files were split.
+        "SELECT period_type, period, scope, scope_value, decisions, round(person_years, 9),
+                round(decisions_per_person_year, 6)
+         FROM decisions_per_person_year ORDER BY period_type, period, scope, scope_value",
+        "SELECT period_type, period, scope, scope_value, round(fee_revenue_eur, 6), round(direct_cost_eur, 6),
+                round(overhead_cost_eur, 6), round(cost_recovery_pct, 6)
+         FROM cost_recovery ORDER BY period_type, period, scope, scope_value",
+    ] {
+        out.push_str(&ok(permitflow(&["query", "--warehouse", wh, sql])));
+    }
+    out
+}
+
+#[test]
+fn ingest_killed_again_and_again_loses_nothing_and_stores_nothing_twice() {
+    let dir = tempfile::tempdir().expect("dir");
+    let input = generate(dir.path(), "0.1");
+    let clean = dir.path().join("clean").display().to_string();
+    ok(permitflow(&["ingest", "--warehouse", &clean]).arg(&input).env("PERMITFLOW__PRIVACY__KEY", KEY));
+
+    let killed = dir.path().join("killed").display().to_string();
+    let mut kills = 0;
+    let started = Instant::now();
+    loop {
+        assert!(started.elapsed() < Duration::from_secs(600), "ingest never finished ({kills} kills)");
+        let mut child = permitflow(&["ingest", "--warehouse", &killed])
+            .arg(&input)
+            .env("PERMITFLOW__PRIVACY__KEY", KEY)
+            .env("PERMITFLOW__INGEST__BATCH_LINES", "3000")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        // Kill at varying moments: before, during and between batch commits.
+        std::thread::sleep(Duration::from_millis(150 + 97 * (kills % 7)));
+        match child.try_wait().expect("poll") {
+            Some(status) => {
+                assert!(status.success(), "ingest failed after {kills} kills");
+                break;
+            }
+            None => {
+                child.kill().expect("SIGKILL");
+                child.wait().expect("reap");
+                kills += 1;
+            }
+        }
+    }
+    assert!(kills >= 5, "only {kills} kills: the input is too small to exercise recovery");
+    assert_eq!(fingerprint(&killed), fingerprint(&clean));
+}

@@ -1,0 +1,366 @@
+#!/usr/bin/env bash
+# Local single-node Apache Kafka broker (KRaft, combined broker+controller)
+# without Docker: the jars come from Maven Central through deploy/local/pom.xml
+# and are cached under $PERMITFLOW_CACHE_DIR (default ~/.cache/permitflow).
+#
+# Usage: deploy/local/kafka.sh start|stop|restart|status|classpath|run-class CLASS [ARGS...]|logs
+# See deploy/local/README.md for the environment variables.
+set -euo pipefail
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+POM="$SCRIPT_DIR/pom.xml"
+
+CACHE_DIR="${PERMITFLOW_CACHE_DIR:-$HOME/.cache/permitflow}"
+KAFKA_PORT="${KAFKA_PORT:-9092}"
+KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-$((KAFKA_PORT + 1))}"
+KAFKA_DIR="${KAFKA_DIR:-$CACHE_DIR/kafka}"
+KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
+KAFKA_START_TIMEOUT="${KAFKA_START_TIMEOUT:-90}"
+KAFKA_STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"
+KAFKA_AUTO_CREATE_TOPICS="${KAFKA_AUTO_CREATE_TOPICS:-false}"
+KAFKA_EXTRA_CONFIG="${KAFKA_EXTRA_CONFIG:-}"
+
+if [[ -n "${JAVA:-}" ]]; then
+  :
+elif [[ -n "${JAVA_HOME:-}" && -x "$JAVA_HOME/bin/java" ]]; then
+  JAVA="$JAVA_HOME/bin/java"
+else
+  JAVA="java"
+fi
+
+# Every message goes to stderr so that `classpath` keeps stdout clean.
+log() { printf 'kafka.sh: %s\n' "$*" >&2; }
+die() { printf 'kafka.sh: error: %s\n' "$*" >&2; exit 1; }
+
+kafka_version() {
+  local v
+  v="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$POM" | head -n1)"
+  [[ -n "$v" ]] || die "cannot read <kafka.version> from $POM"
+  printf '%s' "$v"
+}
+
+KAFKA_VERSION="$(kafka_version)"
+JARS_DIR="${KAFKA_JARS:-$CACHE_DIR/kafka-jars-$KAFKA_VERSION}"
+
+# KAFKA_DIR is matched against /proc/PID/cmdline, so use its absolute form
+# (created by `start` only).
+KAFKA_DIR="$(realpath -m "$KAFKA_DIR")"
+DATA_DIR="$KAFKA_DIR/data"
+CONFIG="$KAFKA_DIR/server.properties"
+LOG4J_CONFIG="$KAFKA_DIR/log4j2.properties"
+PID_FILE="$KAFKA_DIR/kafka.pid"
+BROKER_LOG="$KAFKA_DIR/broker.log"
+
+# ---------------------------------------------------------------- jars ----
+
+pom_hash() { sha256sum "$POM" | cut -d' ' -f1; }
+
+# Copies the runtime jars into $JARS_DIR once; later calls need no network.
+# Safe to run concurrently (parallel test processes): resolution holds a lock.
+ensure_jars() {
+  if [[ -n "${KAFKA_JARS:-}" ]]; then
+    compgen -G "$JARS_DIR/*.jar" >/dev/null || die "KAFKA_JARS=$JARS_DIR holds no jars"
+    return 0
+  fi
+  local marker="$JARS_DIR/.resolved" want
+  want="$(pom_hash)"
+  if [[ -f "$marker" && "$(cat "$marker")" == "$want" ]]; then
+    return 0
+  fi
+  mkdir -p "$CACHE_DIR"
+  exec 9>"$CACHE_DIR/.kafka-jars.lock"
+  flock 9
+  if [[ -f "$marker" && "$(cat "$marker")" == "$want" ]]; then
+    exec 9>&-
+    return 0
+  fi
+  command -v mvn >/dev/null || die "mvn not found: Maven is needed once to fetch the Kafka jars"
+  log "resolving Kafka $KAFKA_VERSION jars into $JARS_DIR (first run only) ..."
+  local tmp="$JARS_DIR.tmp.$$" t0
+  t0="$(date +%s%N)"
+  rm -rf "$tmp"
+  local mvn_args=(-B -q -Dstyle.color=never -f "$POM" "-Dmaven.repo.local=$CACHE_DIR/m2"
+    dependency:copy-dependencies -DincludeScope=runtime "-DoutputDirectory=$tmp")
+  # Offline first (works when the local repo is already complete), then online.
+  if ! mvn -o "${mvn_args[@]}" >/dev/null 2>&1; then
+    rm -rf "$tmp"
+    # (Maven 3.8 prints ANSI resets even in batch mode: strip them.)
+    if ! mvn "${mvn_args[@]}" 2>&1 | sed $'s/\e\\[[0-9;]*m//g' >&2; then
+      rm -rf "$tmp"
+      die "Maven could not resolve the Kafka jars (see the output above)"
+    fi
+  fi
+  printf '%s\n' "$want" >"$tmp/.resolved"
+  rm -rf "$JARS_DIR"
+  mv "$tmp" "$JARS_DIR"
+  exec 9>&-
+  log "resolved $(find "$JARS_DIR" -name '*.jar' | wc -l) jars in $(elapsed "$t0")"
+}
+
+classpath() {
+  find "$JARS_DIR" -maxdepth 1 -name '*.jar' | LC_ALL=C sort | paste -sd: -
+}
+
+# ------------------------------------------------------------- process ----
+
+read_pid() {
+  [[ -f "$PID_FILE" ]] || return 1
+  local pid
+  pid="$(tr -dc '0-9' <"$PID_FILE")"
+  [[ -n "$pid" ]] || return 1
+  printf '%s' "$pid"
+}
+
+# True when PID is alive and is the java broker started for this KAFKA_DIR.
+is_our_broker() {
+  local pid="$1" cmdline
+  [[ -r "/proc/$pid/cmdline" ]] || return 1
+  cmdline="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" || return 1
+  [[ "$cmdline" == *java* && "$cmdline" == *"-Dpermitflow.kafka.dir=$KAFKA_DIR "* \
+    && "$cmdline" == *" kafka.Kafka "* ]]
+}
+
+running_pid() {
+  local pid
+  pid="$(read_pid)" || return 1
+  is_our_broker "$pid" || return 1
+  printf '%s' "$pid"
+}
+
+# Seconds since a `date +%s%N` timestamp, e.g. "3.42 s".
+elapsed() {
+  local ms=$(( ($(date +%s%N) - $1) / 1000000 ))
+  printf '%d.%02d s' $((ms / 1000)) $((ms % 1000 / 10))
+}
+
+port_open() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# ------------------------------------------------------------- config ----
+
+write_config() {
+  cat >"$CONFIG" <<EOF
+# Generated by deploy/local/kafka.sh on every start; edits are overwritten.
+# Use KAFKA_EXTRA_CONFIG to add or override settings.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+inter.broker.listener.name=PLAINTEXT
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$DATA_DIR
+
+# Single node: every internal topic has one replica.
+num.partitions=1
+default.replication.factor=1
+min.insync.replicas=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+
+# Topics must be created explicitly, as on a production cluster.
+auto.create.topics.enable=$KAFKA_AUTO_CREATE_TOPICS
+delete.topic.enable=true
+EOF
+  if [[ -n "$KAFKA_EXTRA_CONFIG" ]]; then
+    printf '\n# KAFKA_EXTRA_CONFIG\n%s\n' "$KAFKA_EXTRA_CONFIG" >>"$CONFIG"
+  fi
+
+  cat >"$LOG4J_CONFIG" <<'EOF'
+# Generated by deploy/local/kafka.sh: broker logs go to stdout, which the
+# script redirects to broker.log.
+status = warn
+appender.stdout.type = Console
+appender.stdout.name = STDOUT
+appender.stdout.layout.type = PatternLayout
+appender.stdout.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.stdout.ref = STDOUT
+logger.controller.name = org.apache.kafka.controller
+logger.controller.level = INFO
+logger.request.name = kafka.request.logger
+logger.request.level = WARN
+logger.statechange.name = state.change.logger
+logger.statechange.level = WARN
+EOF
+}
+
+# Formats the log dir once (static quorum: controller.quorum.voters is set,
+# so no --standalone / --initial-controllers flag is needed).
+format_storage_if_needed() {
+  if [[ -f "$DATA_DIR/meta.properties" ]]; then
+    return 0
+  fi
+  local cluster_id cp
+  cp="$(classpath)"
+  cluster_id="$("$JAVA" -cp "$cp" "-Dlog4j2.configurationFile=$LOG4J_CONFIG" \
+    kafka.tools.StorageTool random-uuid 2>>"$BROKER_LOG" | tail -n1)"
+  [[ -n "$cluster_id" ]] || die "could not generate a cluster id (see $BROKER_LOG)"
+  log "formatting storage in $DATA_DIR (cluster id $cluster_id)"
+  if ! "$JAVA" -cp "$cp" "-Dlog4j2.configurationFile=$LOG4J_CONFIG" \
+    kafka.tools.StorageTool format -t "$cluster_id" -c "$CONFIG" >>"$BROKER_LOG" 2>&1; then
+    tail -n 20 "$BROKER_LOG" >&2 || true
+    die "storage format failed"
+  fi
+}
+
+# ------------------------------------------------------------ commands ----
+
+cmd_start() {
+  local pid
+  if pid="$(running_pid)"; then
+    log "already running (pid $pid) on 127.0.0.1:$KAFKA_PORT, dir $KAFKA_DIR"
+    return 0
+  fi
+  if [[ -f "$PID_FILE" ]]; then
+    log "removing stale pid file $PID_FILE"
+    rm -f "$PID_FILE"
+  fi
+  command -v "$JAVA" >/dev/null || die "java not found (set JAVA or JAVA_HOME); Kafka $KAFKA_VERSION needs Java 17+"
+  local p
+  for p in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
+    if port_open "$p"; then
+      die "port 127.0.0.1:$p is already in use by another process (choose KAFKA_PORT / KAFKA_CONTROLLER_PORT)"
+    fi
+  done
+
+  ensure_jars
+  mkdir -p "$KAFKA_DIR" "$DATA_DIR"
+  if [[ -f "$BROKER_LOG" ]]; then
+    mv -f "$BROKER_LOG" "$BROKER_LOG.1"
+  fi
+  : >"$BROKER_LOG"
+  write_config
+  format_storage_if_needed
+
+  local start=$SECONDS t0
+  t0="$(date +%s%N)"
+  log "starting Kafka $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT (controller 127.0.0.1:$KAFKA_CONTROLLER_PORT), dir $KAFKA_DIR"
+  # setsid: the broker outlives this shell and ignores its Ctrl-C.
+  # shellcheck disable=SC2086 # KAFKA_HEAP_OPTS / KAFKA_JVM_OPTS are word lists
+  setsid "$JAVA" $KAFKA_HEAP_OPTS ${KAFKA_JVM_OPTS:-} \
+    -XX:+UseG1GC -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
+    "-Dlog4j2.configurationFile=$LOG4J_CONFIG" \
+    "-Dkafka.logs.dir=$KAFKA_DIR" \
+    "-Dpermitflow.kafka.dir=$KAFKA_DIR" \
+    -cp "$(classpath)" kafka.Kafka "$CONFIG" \
+    </dev/null >>"$BROKER_LOG" 2>&1 &
+  pid=$!
+  printf '%s\n' "$pid" >"$PID_FILE"
+
+  # Ready = the broker logged "Kafka Server started" (KafkaRaftServer logs it
+  # after the broker is unfenced) and its client port accepts connections.
+  while true; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      rm -f "$PID_FILE"
+      log "broker exited during startup; last lines of $BROKER_LOG:"
+      tail -n 40 "$BROKER_LOG" >&2 || true
+      die "Kafka failed to start"
+    fi
+    if grep -q 'Kafka Server started' "$BROKER_LOG" && port_open "$KAFKA_PORT"; then
+      break
+    fi
+    if ((SECONDS - start >= KAFKA_START_TIMEOUT)); then
+      log "broker not ready after ${KAFKA_START_TIMEOUT}s; last lines of $BROKER_LOG:"
+      if [[ -s "$BROKER_LOG" ]]; then tail -n 40 "$BROKER_LOG" >&2 || true; else log "(the log is empty)"; fi
+      log "stopping the half-started broker (pid $pid)"
+      cmd_stop >/dev/null 2>&1 || true
+      die "Kafka did not become ready within ${KAFKA_START_TIMEOUT}s"
+    fi
+    sleep 0.2
+  done
+  log "ready in $(elapsed "$t0"): bootstrap servers 127.0.0.1:$KAFKA_PORT (pid $pid, log $BROKER_LOG)"
+}
+
+cmd_stop() {
+  local pid
+  if ! pid="$(read_pid)"; then
+    log "not running (no pid file in $KAFKA_DIR)"
+    return 0
+  fi
+  if ! is_our_broker "$pid"; then
+    log "pid $pid from $PID_FILE is not a Kafka broker for $KAFKA_DIR (stale pid file); removing it"
+    rm -f "$PID_FILE"
+    return 0
+  fi
+  log "stopping Kafka (pid $pid) ..."
+  kill -TERM "$pid" 2>/dev/null || true
+  local waited=0
+  while is_our_broker "$pid"; do
+    if ((waited >= KAFKA_STOP_TIMEOUT * 5)); then
+      log "still running after ${KAFKA_STOP_TIMEOUT}s; sending SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+      sleep 0.5
+      break
+    fi
+    sleep 0.2
+    waited=$((waited + 1))
+  done
+  rm -f "$PID_FILE"
+  log "stopped"
+}
+
+cmd_status() {
+  local pid
+  if pid="$(running_pid)"; then
+    echo "running (pid $pid) on 127.0.0.1:$KAFKA_PORT, dir $KAFKA_DIR"
+    return 0
+  fi
+  echo "stopped (dir $KAFKA_DIR)"
+  return 3
+}
+
+cmd_classpath() {
+  ensure_jars
+  classpath
+}
+
+cmd_run_class() {
+  [[ $# -ge 1 ]] || die "usage: kafka.sh run-class MAIN_CLASS [ARGS...]"
+  ensure_jars
+  local cls="$1"
+  shift
+  # Tools log at WARN to stderr unless KAFKA_TOOLS_LOG4J points elsewhere.
+  local tools_log4j="${KAFKA_TOOLS_LOG4J:-$SCRIPT_DIR/log4j2-tools.properties}"
+  # shellcheck disable=SC2086
+  exec "$JAVA" ${KAFKA_TOOLS_HEAP_OPTS:--Xmx256m} \
+    "-Dlog4j2.configurationFile=$tools_log4j" \
+    -cp "$(classpath)" "$cls" "$@"
+}
+
+usage() {
+  cat >&2 <<EOF
+usage: $(basename "$0") COMMAND
+
+  start       start the broker on 127.0.0.1:\$KAFKA_PORT (default 9092) and wait until ready
+  stop        stop the broker started from \$KAFKA_DIR
+  restart     stop, then start
+  status      print running/stopped (exit 0 when running, 3 when stopped)
+  classpath   print the Kafka classpath on stdout (fetches the jars first if needed)
+  run-class   run a Kafka main class, e.g.
+              run-class org.apache.kafka.tools.TopicCommand --bootstrap-server 127.0.0.1:9092 --list
+  logs        follow the broker log
+
+Kafka $KAFKA_VERSION, dir $KAFKA_DIR, jars $JARS_DIR
+EOF
+}
+
+case "${1:-}" in
+  start) cmd_start ;;
+  stop) cmd_stop ;;
+  restart) cmd_stop && cmd_start ;;
+  status) cmd_status ;;
+  classpath) cmd_classpath ;;
+  run-class) shift; cmd_run_class "$@" ;;
+  logs) exec tail -n 100 -F "$BROKER_LOG" ;;
+  -h | --help | help) usage ;;
+  *) usage; exit 2 ;;
+esac

@@ -1,0 +1,59 @@
+//! `pipelines/sql/datafusion-cli.sql` registers every table and mart, and they read what the pipeline wrote.
+
+use std::collections::BTreeSet;
+
+use datafusion::prelude::SessionContext;
+use permitflow_e2e::{generate_and_ingest, repo_path, scalar};
+use permitflow_gen::GenConfig;
+use permitflow_metrics::{MODELS, MetricsConfig, materialize, session};
+use permitflow_warehouse::REJECTIONS_TABLE;
+
+/// The script's statements with its relative `'warehouse/` locations pointed at `warehouse`.
+fn script_for(warehouse: &std::path::Path) -> Vec<String> {
+    let script = std::fs::read_to_string(repo_path("pipelines/sql/datafusion-cli.sql")).expect("read script");
+    let code: String = script.lines().filter(|l| !l.trim_start().starts_with("--")).map(|l| format!("{l}\n")).collect();
+    let location = format!("'{}/", warehouse.display());
+    code.split(';').map(str::trim).filter(|s| !s.is_empty()).map(|s| s.replace("'warehouse/", &location)).collect()
+}
+
+#[tokio::test]
+async fn the_datafusion_cli_script_registers_every_table_and_mart_with_the_pipelines_data() {
+    let config = GenConfig {
+        scale: 0.01,
+        duplicate_share: 0.01,
+        late_share: 0.01,
+        malformed_share: 0.01,
+        ..GenConfig::default()
+    };
+    let ingested = generate_and_ingest(&config);
+    materialize(&ingested.warehouse, &MetricsConfig::default()).await.expect("materialize");
+
+    let cli = SessionContext::new();
+    let mut registered = BTreeSet::new();
+    for statement in script_for(&ingested.warehouse_dir()) {
+        cli.sql(&statement).await.unwrap_or_else(|e| panic!("{statement}: {e}"));
+        let name = statement.split_whitespace().nth(3).expect("CREATE EXTERNAL TABLE <name>");
+        registered.insert(name.to_string());
+    }
+
+    let mut expected: BTreeSet<String> =
+        ingested.warehouse.contract().events().iter().map(|e| e.table.clone()).collect();
+    expected.insert(REJECTIONS_TABLE.to_string());
+    expected.extend(MODELS.iter().map(|m| m.name.to_string()));
+    assert_eq!(registered, expected, "the script must register exactly the warehouse's tables and marts");
+
+    let pipeline = session(&ingested.warehouse, &MetricsConfig::default()).await.expect("session");
+    for table in &registered {
+        let sql = format!("SELECT count(*) FROM {table}");
+        let rows = scalar(&cli, &sql).await;
+        assert!(rows > 0, "{table} is empty");
+        assert_eq!(rows, scalar(&pipeline, &sql).await, "{table}: datafusion-cli and permitflow disagree");
+    }
+    for event in ingested.warehouse.contract().events() {
+        let column = &event.partition.column;
+        let sql = format!("SELECT count(*) FROM {} WHERE {column} IS NULL OR length({column}) < 7", event.table);
+        assert_eq!(scalar(&cli, &sql).await, 0, "{}: partition column {column} is read from the paths", event.table);
+    }
+    let rejected = ingested.reports.iter().map(|r| r.counts.rejected as i64).sum::<i64>();
+    assert_eq!(scalar(&cli, "SELECT count(*) FROM _rejections").await, rejected);
+}
