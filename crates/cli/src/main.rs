@@ -8,13 +8,15 @@ mod progress;
 mod summary;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use permitflow_gen::{GenConfig, GenSummary, generate};
 use permitflow_metrics::{materialize, session};
-use permitflow_pipeline::{Config, FileReport, ingest_files};
+use permitflow_pipeline::{Config, FileReport, RunOptions, RunReport, ingest_files, run_kafka};
 use permitflow_schema::Pseudonymiser;
 use permitflow_source::expand_inputs;
 use permitflow_warehouse::{Counts, Warehouse};
@@ -56,6 +58,14 @@ enum Command {
         warehouse: WarehouseArg,
         /// The SQL statement.
         sql: String,
+    },
+    /// Consume the Kafka topics into the warehouse, exactly once, until SIGTERM/SIGINT.
+    Run {
+        #[command(flatten)]
+        warehouse: WarehouseArg,
+        /// Consume up to the high watermarks seen at start, commit, and exit 0 (backfills and tests).
+        #[arg(long)]
+        stop_at_end: bool,
     },
     /// Generate a year, ingest it, materialise the marts and print the indicators.
     Demo {
@@ -159,6 +169,23 @@ fn run(cli: Cli) -> Result<()> {
             let pseudonymiser = config.privacy.pseudonymiser()?;
             run_ingest(&mut warehouse, &inputs, &pseudonymiser, &config)?;
         }
+        Command::Run { warehouse, stop_at_end } => {
+            let pseudonymiser = config.privacy.pseudonymiser()?;
+            let warehouse = open_warehouse(warehouse.warehouse.as_deref(), &config)?;
+            let shutdown = Arc::new(AtomicBool::new(false));
+            let flag = Arc::clone(&shutdown);
+            runtime.spawn(async move {
+                match wait_for_stop_signal().await {
+                    Ok(signal) => tracing::info!(signal, "stopping: flushing and committing"),
+                    Err(e) => tracing::error!(error = %e, "cannot listen for signals; stopping"),
+                }
+                flag.store(true, Ordering::SeqCst);
+            });
+            let options = RunOptions { stop_at_end };
+            let report =
+                run_kafka(warehouse, &config.kafka, &config.topics, &config.flush, pseudonymiser, options, &shutdown)?;
+            print_run_report(&report);
+        }
         Command::Materialize { warehouse } => {
             let warehouse = open_warehouse(warehouse.warehouse.as_deref(), &config)?;
             runtime.block_on(run_materialize(&warehouse, &config))?;
@@ -206,6 +233,37 @@ fn run(cli: Cli) -> Result<()> {
         }
     }
     Ok(())
+}
+
+async fn wait_for_stop_signal() -> std::io::Result<&'static str> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result.map(|()| "SIGINT"),
+        _ = terminate.recv() => Ok("SIGTERM"),
+    }
+}
+
+fn print_run_report(report: &RunReport) {
+    let mut total = Counts::default();
+    for ((topic, partition), counts) in &report.partitions {
+        println!(
+            "{topic}/{partition}: consumed {} = stored {} + rejected {}",
+            counts.read, counts.accepted, counts.rejected
+        );
+        total += *counts;
+    }
+    println!(
+        "committed {} time(s): consumed {} = stored {} + rejected {}{}",
+        report.commits,
+        total.read,
+        total.accepted,
+        total.rejected,
+        if report.conflicts > 0 {
+            format!(" ({} batch(es) re-read after another instance committed them first)", report.conflicts)
+        } else {
+            String::new()
+        }
+    );
 }
 
 fn open_warehouse(flag: Option<&Path>, config: &Config) -> Result<Warehouse> {

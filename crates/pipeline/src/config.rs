@@ -3,6 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use permitflow_metrics::MetricsConfig;
+use permitflow_source::kafka::{KafkaConfig, TopicsConfig};
+
+use crate::run::FlushConfig;
 use permitflow_schema::Pseudonymiser;
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +26,12 @@ pub struct Config {
     pub ingest: IngestConfig,
     /// Indicator settings.
     pub metrics: MetricsConfig,
+    /// The Kafka cluster and consumer group of `permitflow run`.
+    pub kafka: KafkaConfig,
+    /// Topic names of `permitflow run`.
+    pub topics: TopicsConfig,
+    /// When `permitflow run` writes and commits.
+    pub flush: FlushConfig,
 }
 
 /// `[warehouse]`

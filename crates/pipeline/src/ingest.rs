@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use permitflow_schema::{Decoder, Position, Pseudonymiser, Rejection};
 use permitflow_source::{Line, NdjsonFile};
-use permitflow_warehouse::{Counts, PendingCommit, RejectionBuffer, SourceRange, Warehouse};
+use permitflow_warehouse::{Counts, PendingCommit, RejectionBuffer, SourceRange, Warehouse, WarehouseError};
 use tracing::{info, info_span};
 
 use crate::PipelineError;
@@ -141,7 +141,7 @@ fn ingest_file(
         for batch in decoder.finish()? {
             warehouse.stage_events(&mut pending, batch)?;
         }
-        warehouse.stage_rejections(&mut pending, &mut rejections)?;
+        warehouse.stage_rejections(&mut pending, &rejections.finish().map_err(WarehouseError::from)?)?;
         pending.add_source(
             SourceRange::File {
                 path: path.display().to_string(),

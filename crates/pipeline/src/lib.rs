@@ -30,10 +30,13 @@
 
 mod config;
 mod ingest;
+mod run;
 
 pub use config::{Config, ENV_PREFIX, IngestConfig, PrivacyConfig, WarehouseConfig};
 pub use ingest::{FileReport, Progress, ingest_files};
 pub use permitflow_metrics::MetricsConfig;
+pub use permitflow_source::kafka::{KafkaConfig, TopicsConfig};
+pub use run::{FlushConfig, RunOptions, RunReport, run_kafka};
 
 /// Errors of the run loop; they wrap the stage that failed.
 #[derive(Debug, thiserror::Error)]

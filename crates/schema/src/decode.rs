@@ -29,7 +29,7 @@ pub struct Position<'a> {
 }
 
 /// Rows of one event table decoded since the last [`Decoder::finish`].
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct DecodedBatch {
     /// Index of the event type in [`Contract::events`].
     pub event: usize,

@@ -1,8 +1,10 @@
-//! Where events come from, each payload with its position: NDJSON files now
-//! (Kafka joins in the Kafka issue).
+//! Where events come from, each payload with its position: NDJSON files, and
+//! Kafka topics read by a consumer group ([`kafka`]), whose dead letters it also
+//! produces.
 //!
 //! This crate reads bytes and says where they were; it does not parse or
-//! validate events (the schema crate does) and does not write anything.
+//! validate events (the schema crate does) and does not write the warehouse:
+//! where a Kafka partition resumes is asked of the caller.
 //!
 //! ```
 //! use std::io::Write;
@@ -21,6 +23,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![warn(missing_docs)]
+
+pub mod kafka;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
@@ -44,6 +48,28 @@ pub enum SourceError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// A Kafka client call failed.
+    #[error("Kafka, {context}: {source}")]
+    Kafka {
+        /// What was being done.
+        context: String,
+        /// The client error.
+        source: rdkafka::error::KafkaError,
+    },
+    /// Dead letters were not acknowledged by the brokers.
+    #[error(
+        "{failed} dead letter(s) were not acknowledged; check that the dead-letter topics (`<topic>{suffix}`) \
+         exist and the brokers are reachable; the batch stays uncommitted and is retried"
+    )]
+    DeadLettersNotDelivered {
+        /// How many failed.
+        failed: u64,
+        /// The dead-letter suffix in use.
+        suffix: String,
+    },
+    /// The Kafka configuration is unusable.
+    #[error("configuration: {0}")]
+    Config(String),
     /// The path is a directory without NDJSON files or not a regular file.
     #[error("{path}: {message}")]
     NotAnInput {
@@ -52,6 +78,12 @@ pub enum SourceError {
         /// What is wrong with it.
         message: String,
     },
+}
+
+impl SourceError {
+    pub(crate) fn kafka(context: impl Into<String>, source: rdkafka::error::KafkaError) -> SourceError {
+        SourceError::Kafka { context: context.into(), source }
+    }
 }
 
 /// An NDJSON file identified by its content hash.

@@ -1,1 +1,258 @@
-//! placeholder
+//! Real services for permitflow's tests: a single-node Apache Kafka broker (KRaft) on a free loopback
+//! port, started with `deploy/local/kafka.sh` (the same launcher people use) and stopped on drop, plus
+//! small producer and reader helpers.
+//!
+//! This crate is for tests and benchmarks only; nothing in the pipeline depends on it. A broker that
+//! cannot start is an error that says why (Java 17 and Maven are needed once to fetch the jars): tests
+//! never skip silently.
+//!
+//! ```no_run
+//! use permitflow_testkit::KafkaBroker;
+//!
+//! let broker = KafkaBroker::start()?;
+//! let topic = KafkaBroker::unique_name("decisions");
+//! broker.create_topic(&topic, 3)?;
+//! broker.produce(&topic, [(Some(b"A1".to_vec()), b"{}".to_vec())])?;
+//! assert_eq!(broker.read_all(&topic)?.len(), 1);
+//! # Ok::<(), permitflow_testkit::TestkitError>(())
+//! ```
+#![warn(missing_docs)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::OwnedMessage;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
+
+/// Errors of the test kit, with what to do about them.
+#[derive(Debug, thiserror::Error)]
+pub enum TestkitError {
+    /// The broker did not start.
+    #[error(
+        "the Kafka test broker could not start ({command}): {message}\n\
+         It needs Java 17+ and, on first use, Maven with access to Maven Central (see deploy/local/README.md)."
+    )]
+    BrokerStart {
+        /// The command that failed.
+        command: String,
+        /// Its output.
+        message: String,
+    },
+    /// A Kafka client call failed.
+    #[error("Kafka test client, {context}: {message}")]
+    Client {
+        /// What was being done.
+        context: String,
+        /// The error.
+        message: String,
+    },
+    /// A file system operation failed.
+    #[error("test kit I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn client_error(context: &str) -> impl FnOnce(rdkafka::error::KafkaError) -> TestkitError + '_ {
+    move |e| TestkitError::Client { context: context.to_string(), message: e.to_string() }
+}
+
+/// Largest message the test broker and producer accept (4 MiB; the contract allows 1 MiB).
+pub const MAX_MESSAGE_BYTES: usize = 4 << 20;
+
+/// A running single-node Kafka broker on `127.0.0.1:<free port>` with its data in a temporary directory.
+/// Dropping it stops the broker.
+pub struct KafkaBroker {
+    dir: tempfile::TempDir,
+    port: u16,
+    controller_port: u16,
+}
+
+/// The launcher script shared with people: `deploy/local/kafka.sh`.
+fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy/local/kafka.sh")
+}
+
+fn free_port() -> Result<u16, TestkitError> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+impl KafkaBroker {
+    /// Starts a broker on free loopback ports and waits until it answers.
+    pub fn start() -> Result<KafkaBroker, TestkitError> {
+        let dir = tempfile::Builder::new().prefix("permitflow-kafka-").tempdir()?;
+        let (port, controller_port) = (free_port()?, free_port()?);
+        let broker = KafkaBroker { dir, port, controller_port };
+        broker.launcher("start")?;
+        Ok(broker)
+    }
+
+    fn launcher(&self, action: &str) -> Result<(), TestkitError> {
+        let output = Command::new("bash")
+            .arg(script())
+            .arg(action)
+            .env("KAFKA_PORT", self.port.to_string())
+            .env("KAFKA_CONTROLLER_PORT", self.controller_port.to_string())
+            .env("KAFKA_DIR", self.dir.path())
+            .env("KAFKA_HEAP_OPTS", "-Xms128m -Xmx384m")
+            // Larger than the contract's 1 MiB, so that tests can send oversized events.
+            .env("KAFKA_EXTRA_CONFIG", format!("message.max.bytes={MAX_MESSAGE_BYTES}"))
+            .output()?;
+        if output.status.success() {
+            return Ok(());
+        }
+        Err(TestkitError::BrokerStart {
+            command: format!("deploy/local/kafka.sh {action}"),
+            message: String::from_utf8_lossy(&output.stderr).into_owned(),
+        })
+    }
+
+    /// `bootstrap.servers` of this broker.
+    pub fn bootstrap_servers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the broker, keeping its data (for outage tests); [`KafkaBroker::restart`] brings it back.
+    pub fn stop(&self) -> Result<(), TestkitError> {
+        self.launcher("stop")
+    }
+
+    /// Starts a stopped broker again on the same port with the same data.
+    pub fn restart(&self) -> Result<(), TestkitError> {
+        self.launcher("start")
+    }
+
+    /// A topic name no other test uses: `<prefix>-<pid>-<counter>`.
+    pub fn unique_name(prefix: &str) -> String {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        format!("{prefix}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst))
+    }
+
+    fn config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", self.bootstrap_servers());
+        config
+    }
+
+    /// Creates a topic with `partitions` partitions and waits until its metadata is visible.
+    pub fn create_topic(&self, name: &str, partitions: i32) -> Result<(), TestkitError> {
+        let admin: AdminClient<DefaultClientContext> =
+            self.config().create().map_err(client_error("creating the admin client"))?;
+        let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let results = runtime
+            .block_on(admin.create_topics([&topic], &AdminOptions::new()))
+            .map_err(client_error("creating a topic"))?;
+        for result in results {
+            result.map_err(|(topic, code)| TestkitError::Client {
+                context: format!("creating topic {topic}"),
+                message: code.to_string(),
+            })?;
+        }
+        let consumer: BaseConsumer = self.config().create().map_err(client_error("creating a consumer"))?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let metadata = consumer.fetch_metadata(Some(name), Duration::from_secs(5));
+            if let Ok(metadata) = metadata
+                && metadata.topics().iter().any(|t| t.error().is_none() && t.partitions().len() == partitions as usize)
+            {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(TestkitError::Client {
+                    context: format!("creating topic {name}"),
+                    message: "its metadata did not appear within 30 s".into(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Produces `(key, value)` records and waits until all are acknowledged; the partition follows the key.
+    pub fn produce(
+        &self,
+        topic: &str,
+        records: impl IntoIterator<Item = (Option<Vec<u8>>, Vec<u8>)>,
+    ) -> Result<u64, TestkitError> {
+        let mut config = self.config();
+        config
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            .set("linger.ms", "5")
+            .set("message.max.bytes", MAX_MESSAGE_BYTES.to_string());
+        let producer: ThreadedProducer<DefaultProducerContext> =
+            config.create().map_err(client_error("creating a producer"))?;
+        let mut sent = 0;
+        for (key, value) in records {
+            let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).payload(value.as_slice());
+            if let Some(key) = &key {
+                record = record.key(key.as_slice());
+            }
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((rdkafka::error::KafkaError::MessageProduction(code), back))
+                        if code == rdkafka::types::RDKafkaErrorCode::QueueFull =>
+                    {
+                        record = back;
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Err((e, _)) => return Err(client_error("producing")(e)),
+                }
+            }
+            sent += 1;
+        }
+        producer.flush(Duration::from_secs(60)).map_err(client_error("waiting for acknowledgements"))?;
+        Ok(sent)
+    }
+
+    /// Every message of a topic, partition by partition, read up to the high watermarks.
+    pub fn read_all(&self, topic: &str) -> Result<Vec<OwnedMessage>, TestkitError> {
+        let mut config = self.config();
+        config.set("group.id", KafkaBroker::unique_name("reader")).set("enable.auto.commit", "false");
+        let consumer: BaseConsumer = config.create().map_err(client_error("creating a reader"))?;
+        let metadata =
+            consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).map_err(client_error("reading metadata"))?;
+        let mut tpl = TopicPartitionList::new();
+        let mut remaining = 0;
+        for t in metadata.topics() {
+            for p in t.partitions() {
+                let (low, high) = consumer
+                    .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
+                    .map_err(client_error("reading watermarks"))?;
+                remaining += high - low;
+                tpl.add_partition_offset(topic, p.id(), Offset::Beginning).map_err(client_error("assigning"))?;
+            }
+        }
+        consumer.assign(&tpl).map_err(client_error("assigning"))?;
+        let mut messages = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while remaining > 0 {
+            if Instant::now() > deadline {
+                return Err(TestkitError::Client {
+                    context: format!("reading {topic}"),
+                    message: format!("{remaining} messages below the high watermarks did not arrive within 60 s"),
+                });
+            }
+            if let Some(message) = consumer.poll(Duration::from_millis(200)) {
+                messages.push(message.map_err(client_error("reading"))?.detach());
+                remaining -= 1;
+            }
+        }
+        Ok(messages)
+    }
+}
+
+impl Drop for KafkaBroker {
+    fn drop(&mut self) {
+        if let Err(e) = self.launcher("stop") {
+            eprintln!("stopping the Kafka test broker: {e}");
+        }
+    }
+}

@@ -59,14 +59,18 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use permitflow_schema::{Contract, DecodedBatch, EventSchema};
 use tracing::{debug, info_span, warn};
 
-pub use log::{COMMITS_DIR, Commit, CommitLog, CommittedFile, Counts, FileProgress, SourceRange};
+pub use log::{
+    COMMITS_DIR, Commit, CommitLog, CommittedFile, Counts, FileProgress, OffsetConflict, SourceRange, TopicPartition,
+};
 pub use rejections::{REJECTIONS_DIR, REJECTIONS_TABLE, RejectionBuffer, rejections_schema};
 pub use tables::{MARTS_DIR, mart_dir, register_tables};
 
 /// Directory of the event tables inside the warehouse.
 pub const EVENTS_DIR: &str = "events";
-/// Suffix of a staged, not yet committed data file.
+/// Suffix of a staged, not yet committed data file (`<name>.<writer>.inprogress`).
 pub const IN_PROGRESS_SUFFIX: &str = ".inprogress";
+/// Directory of the writer lock files: a writer's staged files are only cleaned up once its lock is free.
+pub const WRITERS_DIR: &str = "_writers";
 /// Rows per Parquet row group: large enough for scans, small enough to prune.
 pub const ROW_GROUP_ROWS: usize = 1 << 20;
 /// zstd level of data files (3: the library default, a good size/speed balance).
@@ -91,12 +95,19 @@ pub enum WarehouseError {
         /// What is wrong.
         message: String,
     },
-    /// Another writer committed with the same sequence number first.
+    /// Another writer appended a commit with the same sequence number first (retried internally).
     #[error("commit {seq} was taken by another writer; reload the log and retry")]
     CommitConflict {
         /// The contested sequence number.
         seq: u64,
     },
+    /// Kafka data another writer has committed already (a rebalance race); nothing was written.
+    #[error(
+        "refused to commit Kafka offsets another writer has already committed: {}; \
+         the partitions are re-read from their committed positions",
+        .0.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    )]
+    OffsetConflict(Vec<OffsetConflict>),
     /// Writing Parquet failed.
     #[error("writing {path}: {source}")]
     Parquet {
@@ -123,6 +134,8 @@ impl WarehouseError {
 }
 
 /// Files and source positions waiting to be committed together.
+///
+/// Dropping it without committing removes the files it staged.
 #[derive(Debug)]
 pub struct PendingCommit {
     stem: String,
@@ -154,6 +167,16 @@ impl PendingCommit {
     }
 }
 
+impl Drop for PendingCommit {
+    fn drop(&mut self) {
+        for (_, staged) in self.staged.drain(..) {
+            if let Err(e) = fs::remove_file(&staged) {
+                warn!(file = %staged.display(), error = %e, "could not remove a staged file of an abandoned commit");
+            }
+        }
+    }
+}
+
 /// A warehouse directory, opened and recovered.
 #[derive(Debug)]
 pub struct Warehouse {
@@ -161,6 +184,43 @@ pub struct Warehouse {
     log: CommitLog,
     contract: Arc<Contract>,
     properties: WriterProperties,
+    writer: WriterLock,
+}
+
+/// This process's writer identity, held as an exclusive lock on `_writers/<id>.lock` while it lives.
+#[derive(Debug)]
+struct WriterLock {
+    id: String,
+    path: PathBuf,
+    _file: fs::File,
+}
+
+impl WriterLock {
+    fn acquire(root: &Path) -> Result<WriterLock, WarehouseError> {
+        let dir = root.join(WRITERS_DIR);
+        fs::create_dir_all(&dir).map_err(|e| WarehouseError::io(&dir, e))?;
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let id = format!("{:x}{:x}", std::process::id(), nanos);
+        let path = dir.join(format!("{id}.lock"));
+        let file = fs::File::create(&path).map_err(|e| WarehouseError::io(&path, e))?;
+        file.lock().map_err(|e| WarehouseError::io(&path, e))?;
+        Ok(WriterLock { id, path, _file: file })
+    }
+
+    /// True when the writer `id` is alive (its lock is held), in this process or another.
+    fn is_live(root: &Path, id: &str) -> bool {
+        let path = root.join(WRITERS_DIR).join(format!("{id}.lock"));
+        match fs::File::open(&path) {
+            Ok(file) => matches!(file.try_lock(), Err(fs::TryLockError::WouldBlock)),
+            Err(_) => false,
+        }
+    }
+}
+
+impl Drop for WriterLock {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
 }
 
 impl Warehouse {
@@ -179,7 +239,8 @@ impl Warehouse {
             .set_statistics_enabled(EnabledStatistics::Page)
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
             .build();
-        let warehouse = Warehouse { root, log, contract: Contract::embedded()?, properties };
+        let writer = WriterLock::acquire(&root)?;
+        let warehouse = Warehouse { root, log, contract: Contract::embedded()?, properties, writer };
         warehouse.recover()?;
         Ok(warehouse)
     }
@@ -189,9 +250,15 @@ impl Warehouse {
         &self.root
     }
 
-    /// The commit log.
+    /// The commit log as last read.
     pub fn log(&self) -> &CommitLog {
         &self.log
+    }
+
+    /// Reads the commits other writers made since the log was last read.
+    pub fn refresh_log(&mut self) -> Result<&CommitLog, WarehouseError> {
+        self.log.refresh()?;
+        Ok(&self.log)
     }
 
     /// The event contract the tables follow.
@@ -204,16 +271,27 @@ impl Warehouse {
         self.root.join(EVENTS_DIR).join(table)
     }
 
-    /// Finishes committed renames and removes staged files no commit names.
+    /// Finishes committed renames and removes staged files no commit names, of writers that are gone.
+    ///
+    /// Files staged by a live writer (another process sharing the warehouse) are left alone.
     fn recover(&self) -> Result<(), WarehouseError> {
         let committed: std::collections::HashSet<&str> =
             self.log.commits().iter().flat_map(|c| c.files.iter().map(|f| f.path.as_str())).collect();
+        let is_live = |writer: &str| WriterLock::is_live(&self.root, writer);
+        self.log.remove_stale_temporaries(is_live)?;
         let mut staged = Vec::new();
         for dir in [self.root.join(EVENTS_DIR), self.root.join(REJECTIONS_DIR), self.root.join(MARTS_DIR)] {
             collect_in_progress(&dir, &mut staged)?;
         }
         for path in staged {
-            let final_path = PathBuf::from(path.to_string_lossy().trim_end_matches(IN_PROGRESS_SUFFIX));
+            let name = path.to_string_lossy();
+            let Some((final_name, writer)) = name.trim_end_matches(IN_PROGRESS_SUFFIX).rsplit_once('.') else {
+                continue;
+            };
+            if is_live(writer) {
+                continue;
+            }
+            let final_path = PathBuf::from(final_name);
             let relative = relative_path(&self.root, &final_path);
             if committed.contains(relative.as_str()) {
                 debug!(file = %relative, "finishing committed file");
@@ -221,6 +299,15 @@ impl Warehouse {
             } else {
                 warn!(file = %path.display(), "removing a file staged by an interrupted, uncommitted write");
                 fs::remove_file(&path).map_err(|e| WarehouseError::io(&path, e))?;
+            }
+        }
+        let writers = self.root.join(WRITERS_DIR);
+        for entry in fs::read_dir(&writers).map_err(|e| WarehouseError::io(&writers, e))?.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(id) = name.strip_suffix(".lock")
+                && !is_live(id)
+            {
+                let _ = fs::remove_file(entry.path());
             }
         }
         Ok(())
@@ -248,18 +335,13 @@ impl Warehouse {
         Ok(())
     }
 
-    /// Stages the rejected inputs of a commit into `_rejections`.
-    pub fn stage_rejections(
-        &self,
-        pending: &mut PendingCommit,
-        buffer: &mut RejectionBuffer,
-    ) -> Result<(), WarehouseError> {
-        if buffer.is_empty() {
+    /// Stages rejected inputs (a batch of [`RejectionBuffer::finish`]) into `_rejections`.
+    pub fn stage_rejections(&self, pending: &mut PendingCommit, batch: &RecordBatch) -> Result<(), WarehouseError> {
+        if batch.num_rows() == 0 {
             return Ok(());
         }
-        let batch = buffer.finish()?;
         let name = pending.next_name();
-        self.stage_file(pending, REJECTIONS_TABLE, &self.root.join(REJECTIONS_DIR), &name, &batch)
+        self.stage_file(pending, REJECTIONS_TABLE, &self.root.join(REJECTIONS_DIR), &name, batch)
     }
 
     fn stage_file(
@@ -272,7 +354,7 @@ impl Warehouse {
     ) -> Result<(), WarehouseError> {
         fs::create_dir_all(dir).map_err(|e| WarehouseError::io(dir, e))?;
         let final_path = dir.join(name);
-        let staged_path = dir.join(format!("{name}{IN_PROGRESS_SUFFIX}"));
+        let staged_path = dir.join(format!("{name}.{}{IN_PROGRESS_SUFFIX}", self.writer.id));
         let bytes = write_parquet(&staged_path, batch, self.properties.clone())?;
         pending.staged.push((
             CommittedFile {
@@ -287,33 +369,49 @@ impl Warehouse {
     }
 
     /// Records the staged files with their source positions, then makes them visible.
-    pub fn commit(&mut self, pending: PendingCommit) -> Result<Commit, WarehouseError> {
-        let seq = self.log.next_seq();
+    ///
+    /// The log is re-read first, so commits of other writers are seen. A Kafka range that does not start at
+    /// its partition's committed position is refused with [`WarehouseError::OffsetConflict`] and nothing is
+    /// committed (the staged files are removed): each Kafka offset is committed once, whoever wins a race.
+    pub fn commit(&mut self, mut pending: PendingCommit) -> Result<Commit, WarehouseError> {
         let span = info_span!(
             "commit",
-            seq,
             files = pending.staged.len(),
             accepted = pending.counts.accepted,
             rejected = pending.counts.rejected
         );
         let _guard = span.enter();
-        let mut dirs: Vec<&Path> = pending.staged.iter().filter_map(|(_, p)| p.parent()).collect();
+        let mut dirs: Vec<PathBuf> =
+            pending.staged.iter().filter_map(|(_, p)| p.parent().map(Path::to_path_buf)).collect();
         dirs.sort();
         dirs.dedup();
         for dir in &dirs {
             log::sync_dir(dir)?;
         }
-        let commit = Commit {
-            version: log::COMMIT_FORMAT_VERSION,
-            seq,
-            files: pending.staged.iter().map(|(f, _)| f.clone()).collect(),
-            sources: pending.sources,
-            counts: pending.counts,
+        let commit = loop {
+            self.log.refresh()?;
+            let conflicts = self.log.kafka_conflicts(&pending.sources);
+            if !conflicts.is_empty() {
+                return Err(WarehouseError::OffsetConflict(conflicts));
+            }
+            let commit = Commit {
+                version: log::COMMIT_FORMAT_VERSION,
+                seq: self.log.next_seq(),
+                files: pending.staged.iter().map(|(f, _)| f.clone()).collect(),
+                sources: pending.sources.clone(),
+                counts: pending.counts,
+            };
+            match self.log.append(commit.clone(), &self.writer.id) {
+                Ok(()) => break commit,
+                Err(WarehouseError::CommitConflict { seq }) => {
+                    debug!(seq, "sequence number taken by another writer; retrying")
+                }
+                Err(e) => return Err(e),
+            }
         };
-        self.log.append(commit.clone())?;
-        for (file, staged) in &pending.staged {
+        for (file, staged) in std::mem::take(&mut pending.staged) {
             let final_path = self.root.join(&file.path);
-            fs::rename(staged, &final_path).map_err(|e| WarehouseError::io(staged, e))?;
+            fs::rename(&staged, &final_path).map_err(|e| WarehouseError::io(&staged, e))?;
         }
         for dir in &dirs {
             log::sync_dir(dir)?;
@@ -331,7 +429,7 @@ impl Warehouse {
         let dir = mart_dir(&self.root, name);
         fs::create_dir_all(&dir).map_err(|e| WarehouseError::io(&dir, e))?;
         let final_path = dir.join("data.parquet");
-        let staged_path = dir.join(format!("data.parquet{IN_PROGRESS_SUFFIX}"));
+        let staged_path = dir.join(format!("data.parquet.{}{IN_PROGRESS_SUFFIX}", self.writer.id));
         let batch = arrow::compute::concat_batches(&schema, batches)?;
         write_parquet(&staged_path, &batch, self.properties.clone())?;
         fs::rename(&staged_path, &final_path).map_err(|e| WarehouseError::io(&staged_path, e))?;
@@ -383,4 +481,63 @@ fn collect_in_progress(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Warehou
 fn relative_path(root: &Path, path: &Path) -> String {
     let relative = path.strip_prefix(root).unwrap_or(path);
     relative.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use permitflow_schema::{Decoder, Position, Pseudonymiser};
+
+    use super::*;
+
+    const DECISION: &[u8] = br#"{"event_id":"7b0d3f7e-1c1a-4c53-9a55-2f4c8f0e8a11","event_type":"decision.made","schema_version":1,"occurred_at":"2024-03-01T09:15:00Z","decision_id":"D1","application_id":"A1","permit_type":"study","outcome":"positive","unit":"U1","automated":false}"#;
+
+    fn kafka_commit(warehouse: &Warehouse, from_offset: i64) -> PendingCommit {
+        let mut decoder = Decoder::new(warehouse.contract().clone(), Pseudonymiser::development());
+        decoder.decode(DECISION, Position { source: "kafka:decisions/0", offset: from_offset }).expect("valid");
+        let mut pending = PendingCommit::new(format!("decisions-0-{from_offset}"));
+        for batch in decoder.finish().expect("finish") {
+            warehouse.stage_events(&mut pending, batch).expect("stage");
+        }
+        let range =
+            SourceRange::Kafka { topic: "decisions".into(), partition: 0, from_offset, to_offset: from_offset + 1 };
+        pending.add_source(range, Counts { read: 1, accepted: 1, rejected: 0 });
+        pending
+    }
+
+    fn staged_files(root: &Path) -> Vec<PathBuf> {
+        let mut staged = Vec::new();
+        collect_in_progress(&root.join(EVENTS_DIR), &mut staged).expect("list");
+        staged
+    }
+
+    #[test]
+    fn a_kafka_range_another_writer_committed_first_is_refused_and_its_files_removed() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut first = Warehouse::open(dir.path()).expect("open");
+        let mut second = Warehouse::open(dir.path()).expect("open again");
+        let late = kafka_commit(&second, 0);
+        first.commit(kafka_commit(&first, 0)).expect("first writer wins");
+        match second.commit(late) {
+            Err(WarehouseError::OffsetConflict(conflicts)) => assert_eq!(conflicts[0].committed, 1),
+            other => panic!("expected an offset conflict, got {other:?}"),
+        }
+        assert!(staged_files(dir.path()).is_empty(), "the refused commit's staged files are removed");
+        let next = second.commit(kafka_commit(&second, 1)).expect("the next range continues the log");
+        assert_eq!(next.seq, 2);
+        assert_eq!(second.log().kafka_position("decisions", 0), Some(2));
+    }
+
+    #[test]
+    fn opening_the_warehouse_leaves_a_live_writers_staged_files_alone() {
+        let dir = tempfile::tempdir().expect("dir");
+        let writer = Warehouse::open(dir.path()).expect("open");
+        let pending = kafka_commit(&writer, 0);
+        let _other = Warehouse::open(dir.path()).expect("a second process opens the warehouse");
+        assert_eq!(staged_files(dir.path()).len(), 1, "still staged while its writer lives");
+        let files: Vec<PathBuf> = staged_files(dir.path());
+        std::mem::forget(pending);
+        drop(writer);
+        let _after = Warehouse::open(dir.path()).expect("reopen after the writer is gone");
+        assert!(!files[0].exists(), "a dead writer's uncommitted file is removed");
+    }
 }

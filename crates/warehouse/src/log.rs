@@ -70,7 +70,21 @@ pub enum SourceRange {
         /// One past the last line covered.
         to_line: u64,
     },
+    /// Offsets of one Kafka topic-partition.
+    Kafka {
+        /// Topic name.
+        topic: String,
+        /// Partition number.
+        partition: i32,
+        /// First offset covered: the partition's committed position before this commit.
+        from_offset: i64,
+        /// One past the last offset covered: the partition's committed position after this commit.
+        to_offset: i64,
+    },
 }
+
+/// A Kafka topic-partition.
+pub type TopicPartition = (String, i32);
 
 /// Input counts of a commit; `read = accepted + rejected`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,6 +132,7 @@ pub struct CommitLog {
     dir: PathBuf,
     commits: Vec<Commit>,
     files: BTreeMap<String, FileProgress>,
+    kafka: BTreeMap<TopicPartition, i64>,
 }
 
 impl CommitLog {
@@ -125,47 +140,82 @@ impl CommitLog {
     pub fn load(root: &Path) -> Result<CommitLog, WarehouseError> {
         let dir = root.join(COMMITS_DIR);
         fs::create_dir_all(&dir).map_err(|e| WarehouseError::io(&dir, e))?;
-        let mut names = Vec::new();
-        for entry in fs::read_dir(&dir).map_err(|e| WarehouseError::io(&dir, e))? {
-            let entry = entry.map_err(|e| WarehouseError::io(&dir, e))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if let Some(seq) = name.strip_suffix(".json").and_then(|s| s.parse::<u64>().ok()) {
-                names.push((seq, entry.path()));
-            } else if name.starts_with(".tmp-") {
-                // A commit that was never linked into place: it did not happen.
-                fs::remove_file(entry.path()).map_err(|e| WarehouseError::io(entry.path(), e))?;
-            }
-        }
-        names.sort();
         let mut log = CommitLog { dir, ..CommitLog::default() };
-        for (i, (seq, path)) in names.into_iter().enumerate() {
-            if seq != i as u64 + 1 {
-                return Err(WarehouseError::CorruptLog {
-                    path,
-                    message: format!("expected commit {} next, found {seq}; a commit file is missing", i + 1),
-                });
-            }
-            let text = fs::read_to_string(&path).map_err(|e| WarehouseError::io(&path, e))?;
+        log.refresh()?;
+        Ok(log)
+    }
+
+    /// Reads the commits other writers appended since this log was read; returns how many.
+    pub fn refresh(&mut self) -> Result<usize, WarehouseError> {
+        let mut read = 0;
+        loop {
+            let path = self.dir.join(commit_file_name(self.next_seq()));
+            let text = match fs::read_to_string(&path) {
+                Ok(text) => text,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                Err(e) => return Err(WarehouseError::io(&path, e)),
+            };
             let commit: Commit = serde_json::from_str(&text)
                 .map_err(|e| WarehouseError::CorruptLog { path: path.clone(), message: e.to_string() })?;
-            if commit.seq != seq || commit.version != COMMIT_FORMAT_VERSION {
+            if commit.seq != self.next_seq() || commit.version != COMMIT_FORMAT_VERSION {
                 return Err(WarehouseError::CorruptLog {
                     path,
                     message: format!("record says seq {} version {}", commit.seq, commit.version),
                 });
             }
-            log.index(&commit);
-            log.commits.push(commit);
+            self.index(&commit);
+            self.commits.push(commit);
+            read += 1;
         }
-        Ok(log)
+        self.check_no_gap()?;
+        Ok(read)
+    }
+
+    /// A commit file beyond the first missing number means a commit was lost.
+    fn check_no_gap(&self) -> Result<(), WarehouseError> {
+        for entry in fs::read_dir(&self.dir).map_err(|e| WarehouseError::io(&self.dir, e))? {
+            let entry = entry.map_err(|e| WarehouseError::io(&self.dir, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(seq) = name.strip_suffix(".json").and_then(|s| s.parse::<u64>().ok())
+                && seq > self.next_seq()
+            {
+                return Err(WarehouseError::CorruptLog {
+                    path: entry.path(),
+                    message: format!("commit {} is missing before commit {seq}", self.next_seq()),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes temporary records of commits that were never linked into place (they did not happen).
+    pub(crate) fn remove_stale_temporaries(&self, is_live: impl Fn(&str) -> bool) -> Result<(), WarehouseError> {
+        for entry in fs::read_dir(&self.dir).map_err(|e| WarehouseError::io(&self.dir, e))? {
+            let entry = entry.map_err(|e| WarehouseError::io(&self.dir, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(writer) = name.strip_prefix(".tmp-").and_then(|rest| rest.split('-').next())
+                && !is_live(writer)
+            {
+                fs::remove_file(entry.path()).map_err(|e| WarehouseError::io(entry.path(), e))?;
+            }
+        }
+        Ok(())
     }
 
     fn index(&mut self, commit: &Commit) {
         for source in &commit.sources {
-            let SourceRange::File { sha256, size, to_byte, to_line, .. } = source;
-            let progress = self.files.entry(sha256.clone()).or_default();
-            if *to_byte >= progress.to_byte {
-                *progress = FileProgress { to_byte: *to_byte, to_line: *to_line, size: *size, last_seq: commit.seq };
+            match source {
+                SourceRange::File { sha256, size, to_byte, to_line, .. } => {
+                    let progress = self.files.entry(sha256.clone()).or_default();
+                    if *to_byte >= progress.to_byte {
+                        *progress =
+                            FileProgress { to_byte: *to_byte, to_line: *to_line, size: *size, last_seq: commit.seq };
+                    }
+                }
+                SourceRange::Kafka { topic, partition, to_offset, .. } => {
+                    let position = self.kafka.entry((topic.clone(), *partition)).or_insert(*to_offset);
+                    *position = (*position).max(*to_offset);
+                }
             }
         }
     }
@@ -185,6 +235,38 @@ impl CommitLog {
         self.files.get(sha256).copied()
     }
 
+    /// The committed position of a Kafka topic-partition: the next offset to read, if any commit covered it.
+    pub fn kafka_position(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.kafka.get(&(topic.to_string(), partition)).copied()
+    }
+
+    /// Every Kafka topic-partition with its committed position.
+    pub fn kafka_positions(&self) -> &BTreeMap<TopicPartition, i64> {
+        &self.kafka
+    }
+
+    /// Kafka ranges of `sources` that do not start at the partition's committed position: another
+    /// writer has committed that data already (a rebalance race), so these must not be committed again.
+    pub fn kafka_conflicts(&self, sources: &[SourceRange]) -> Vec<OffsetConflict> {
+        sources
+            .iter()
+            .filter_map(|source| match source {
+                SourceRange::Kafka { topic, partition, from_offset, .. } => {
+                    match self.kafka_position(topic, *partition) {
+                        Some(committed) if committed != *from_offset => Some(OffsetConflict {
+                            topic: topic.clone(),
+                            partition: *partition,
+                            from_offset: *from_offset,
+                            committed,
+                        }),
+                        _ => None,
+                    }
+                }
+                SourceRange::File { .. } => None,
+            })
+            .collect()
+    }
+
     /// Totals over the whole log.
     pub fn counts(&self) -> Counts {
         let mut total = Counts::default();
@@ -195,9 +277,9 @@ impl CommitLog {
     }
 
     /// Writes `commit` as the next record; fails with [`WarehouseError::CommitConflict`] if another writer took the number.
-    pub(crate) fn append(&mut self, commit: Commit) -> Result<(), WarehouseError> {
-        let final_path = self.dir.join(format!("{:020}.json", commit.seq));
-        let tmp_path = self.dir.join(format!(".tmp-{}-{}", std::process::id(), commit.seq));
+    pub(crate) fn append(&mut self, commit: Commit, writer: &str) -> Result<(), WarehouseError> {
+        let final_path = self.dir.join(commit_file_name(commit.seq));
+        let tmp_path = self.dir.join(format!(".tmp-{writer}-{}", commit.seq));
         let text = serde_json::to_vec_pretty(&commit).map_err(|e| WarehouseError::CorruptLog {
             path: final_path.clone(),
             message: format!("cannot serialise commit: {e}"),
@@ -221,6 +303,33 @@ impl CommitLog {
         self.commits.push(commit);
         Ok(())
     }
+}
+
+/// A Kafka range that does not continue from the partition's committed position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsetConflict {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Where the refused range starts.
+    pub from_offset: i64,
+    /// The partition's committed position in the log.
+    pub committed: i64,
+}
+
+impl std::fmt::Display for OffsetConflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}/{} from offset {} (committed position {})",
+            self.topic, self.partition, self.from_offset, self.committed
+        )
+    }
+}
+
+fn commit_file_name(seq: u64) -> String {
+    format!("{seq:020}.json")
 }
 
 /// Makes a directory's entries (renames, new files) durable.

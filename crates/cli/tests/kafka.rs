@@ -1,0 +1,362 @@
+//! `permitflow run` against a real Apache Kafka broker (started by the test kit): exactly once into the
+//! warehouse with duplicates and bad messages, through SIGKILLs at random moments, and through a broker
+//! outage.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use permitflow_gen::{GenConfig, generate};
+use permitflow_testkit::KafkaBroker;
+use rdkafka::Message;
+use rdkafka::message::Headers;
+
+const KEY: &str = "kafka-test-key-0123456789";
+const PARTITIONS: i32 = 3;
+const TABLES: [&str; 6] = ["applications", "decisions", "appeals", "staff", "costs", "appointments"];
+const EVENT_TYPES: [&str; 6] = [
+    "application.submitted",
+    "decision.made",
+    "appeal.resolved",
+    "staff.month_reported",
+    "cost.booked",
+    "appointment.booked",
+];
+
+/// One broker at a time: the machine has two cores.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// A broker with the six topics (and their dead-letter topics) of one test, and a config file for them.
+struct Setup {
+    broker: KafkaBroker,
+    dir: tempfile::TempDir,
+    topics: Vec<String>,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let broker = KafkaBroker::start().unwrap_or_else(|e| panic!("{e}"));
+        let topics: Vec<String> = TABLES.iter().map(|t| KafkaBroker::unique_name(t)).collect();
+        for topic in &topics {
+            broker.create_topic(topic, PARTITIONS).unwrap_or_else(|e| panic!("{e}"));
+            broker.create_topic(&format!("{topic}.dlq"), 1).unwrap_or_else(|e| panic!("{e}"));
+        }
+        Setup { broker, dir: tempfile::tempdir().expect("dir"), topics }
+    }
+
+    /// A config file for `group`, with small flushes so that commits happen often.
+    fn config(&self, group: &str, max_rows: usize) -> PathBuf {
+        let path = self.dir.path().join(format!("{group}.toml"));
+        let topics: String =
+            TABLES.iter().zip(&self.topics).map(|(table, topic)| format!("{table} = \"{topic}\"\n")).collect();
+        let text = format!(
+            "[kafka]\nbootstrap_servers = \"{}\"\ngroup_id = \"{group}\"\n\
+             [kafka.properties]\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"1000\"\n\
+             [topics]\n{topics}\
+             [flush]\nmax_rows = {max_rows}\nmax_age_ms = 300\nmax_retry_backoff_ms = 2000\n",
+            self.broker.bootstrap_servers()
+        );
+        std::fs::write(&path, text).expect("write config");
+        path
+    }
+
+    /// Generates a workload and produces each line to the topic of its event type (bad lines round-robin).
+    fn produce_workload(&self, config: &GenConfig) -> permitflow_gen::GenSummary {
+        let summary = generate(config, &self.dir.path().join("input"), &mut |_, _| {}).expect("generate");
+        let mut by_topic: Vec<Vec<(Option<Vec<u8>>, Vec<u8>)>> = vec![Vec::new(); TABLES.len()];
+        let mut bad = 0;
+        for file in &summary.files {
+            let content = std::fs::read(file).expect("read input");
+            for line in content.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                let text = String::from_utf8_lossy(line);
+                let index = EVENT_TYPES
+                    .iter()
+                    .position(|t| text.contains(&format!("\"event_type\":\"{t}\"")))
+                    .unwrap_or_else(|| {
+                        bad += 1;
+                        bad % TABLES.len()
+                    });
+                by_topic[index].push((None, line.to_vec()));
+            }
+        }
+        for (topic, records) in self.topics.iter().zip(by_topic) {
+            self.broker.produce(topic, records).unwrap_or_else(|e| panic!("{e}"));
+        }
+        summary
+    }
+
+    fn permitflow(&self, config: &Path, warehouse: &Path, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_permitflow"));
+        command
+            .arg("--config")
+            .arg(config)
+            .args(args)
+            .arg("--warehouse")
+            .arg(warehouse)
+            .env("PERMITFLOW__PRIVACY__KEY", KEY)
+            .env("RUST_LOG", "warn");
+        command
+    }
+
+    fn run_to_end(&self, config: &Path, warehouse: &Path) -> String {
+        let output = self.permitflow(config, warehouse, &["run", "--stop-at-end"]).output().expect("run");
+        assert!(output.status.success(), "run failed:\n{}\n{}", text(&output.stdout), text(&output.stderr));
+        text(&output.stdout)
+    }
+
+    fn query(&self, warehouse: &Path, sql: &str) -> String {
+        let output = Command::new(env!("CARGO_BIN_EXE_permitflow"))
+            .args(["query", "--warehouse"])
+            .arg(warehouse)
+            .arg(sql)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("query");
+        assert!(output.status.success(), "{sql}: {}", text(&output.stderr));
+        text(&output.stdout)
+    }
+
+    fn count(&self, warehouse: &Path, sql: &str) -> u64 {
+        let out = self.query(warehouse, sql);
+        out.lines()
+            .filter_map(|l| l.trim().trim_matches('|').trim().parse::<u64>().ok())
+            .next()
+            .unwrap_or_else(|| panic!("{sql}: no number in\n{out}"))
+    }
+
+    /// The indicators: event counts per table and the marts, materialised afresh.
+    fn indicators(&self, warehouse: &Path) -> String {
+        let status = Command::new(env!("CARGO_BIN_EXE_permitflow"))
+            .args(["materialize", "--warehouse"])
+            .arg(warehouse)
+            .env("RUST_LOG", "warn")
+            .status()
+            .expect("materialize");
+        assert!(status.success());
+        let mut out = String::new();
+        for table in TABLES {
+            out.push_str(&self.query(warehouse, &format!("SELECT count(*), count(DISTINCT event_id) FROM {table}")));
+        }
+        for sql in [
+            "SELECT period_type, period, scope, scope_value, decisions, round(person_years, 6) FROM decisions_per_person_year ORDER BY 1, 2, 3, 4",
+            "SELECT period_type, period, scope, scope_value, round(fee_revenue_eur, 2), round(total_cost_eur, 2) FROM cost_recovery ORDER BY 1, 2, 3, 4",
+        ] {
+            out.push_str(&self.query(warehouse, sql));
+        }
+        out
+    }
+
+    /// What a finished warehouse holds, independent of how its files were cut: the indicators, every
+    /// stored source position once, and the rejections by position.
+    fn fingerprint(&self, warehouse: &Path) -> String {
+        let mut out = self.indicators(warehouse);
+        for table in TABLES {
+            out.push_str(
+                &self.query(warehouse, &format!("SELECT count(DISTINCT source || '@' || source_offset) FROM {table}")),
+            );
+        }
+        out.push_str(
+            &self.query(warehouse, "SELECT source, source_offset, rule, field FROM _rejections ORDER BY 1, 2"),
+        );
+        out
+    }
+
+    /// Rows stored over all event tables.
+    fn stored(&self, warehouse: &Path) -> u64 {
+        let union: Vec<String> = TABLES.iter().map(|t| format!("SELECT count(*) AS n FROM {t}")).collect();
+        self.count(warehouse, &format!("SELECT CAST(sum(n) AS BIGINT) FROM ({})", union.join(" UNION ALL ")))
+    }
+}
+
+/// Equal texts, or a failure that shows the first lines that differ.
+#[track_caller]
+fn assert_same_lines(left: &str, right: &str, what: &str) {
+    let differing: Vec<(&str, &str)> = left.lines().zip(right.lines()).filter(|(l, r)| l != r).take(5).collect();
+    assert!(
+        differing.is_empty() && left.lines().count() == right.lines().count(),
+        "{what}: first differing lines {differing:#?} ({} vs {} lines)",
+        left.lines().count(),
+        right.lines().count()
+    );
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn lock() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// `consumed N = stored A + rejected R` of the run's last line.
+fn totals(out: &str) -> (u64, u64, u64) {
+    let line = out.lines().rfind(|l| l.starts_with("committed")).unwrap_or_else(|| panic!("no summary in\n{out}"));
+    let numbers: Vec<u64> = line.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+    assert_eq!(numbers[1], numbers[2] + numbers[3], "consumed = stored + rejected: {line}");
+    (numbers[1], numbers[2], numbers[3])
+}
+
+fn terminate(child: &mut Child) -> Output {
+    let pid = child.id().to_string();
+    let status = Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().expect("poll").is_none() {
+        assert!(Instant::now() < deadline, "permitflow run did not stop within 60 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut output = Output { status: child.wait().expect("wait"), stdout: Vec::new(), stderr: Vec::new() };
+    if let Some(mut stdout) = child.stdout.take() {
+        std::io::Read::read_to_end(&mut stdout, &mut output.stdout).expect("stdout");
+    }
+    output
+}
+
+fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn duplicates_and_bad_messages_are_stored_once_and_dead_lettered_once() {
+    let _serial = lock();
+    let setup = Setup::new();
+    let config = GenConfig {
+        scale: 0.01,
+        duplicate_share: 0.02,
+        late_share: 0.02,
+        malformed_share: 0.01,
+        ..GenConfig::default()
+    };
+    let generated = setup.produce_workload(&config);
+    assert!(generated.malformed > 0 && generated.duplicates > 0, "{generated:?}");
+    let warehouse = setup.dir.path().join("wh");
+    let run_config = setup.config("once", 1000);
+
+    let out = setup.run_to_end(&run_config, &warehouse);
+    let (consumed, stored, rejected) = totals(&out);
+    assert_eq!(consumed, generated.lines, "{out}");
+    assert_eq!(rejected, generated.malformed, "{out}");
+    assert_eq!(setup.stored(&warehouse), stored);
+    assert_eq!(setup.count(&warehouse, "SELECT count(*) FROM _rejections"), generated.malformed);
+    let distinct: u64 =
+        TABLES.iter().map(|t| setup.count(&warehouse, &format!("SELECT count(DISTINCT event_id) FROM {t}"))).sum();
+    assert_eq!(distinct, generated.valid_events);
+
+    let mut letters = BTreeSet::new();
+    for topic in &setup.topics {
+        for message in setup.broker.read_all(&format!("{topic}.dlq")).unwrap_or_else(|e| panic!("{e}")) {
+            let headers = message.headers().expect("dead letters carry headers");
+            let header = |name: &str| {
+                headers.iter().find(|h| h.key == name).and_then(|h| h.value).map(|v| text(v)).unwrap_or_default()
+            };
+            assert!(!header("permitflow.rule").is_empty() && !header("permitflow.message").is_empty());
+            assert_eq!(&header("permitflow.topic"), topic);
+            letters.insert((header("permitflow.topic"), header("permitflow.partition"), header("permitflow.offset")));
+            assert!(message.payload().is_some() || header("permitflow.rule") == "line_too_large", "payload kept");
+        }
+    }
+    assert_eq!(letters.len() as u64, generated.malformed, "each bad message dead-lettered exactly once");
+
+    let again = setup.run_to_end(&run_config, &warehouse);
+    assert_eq!(totals(&again).0, 0, "a second run finds nothing new:\n{again}");
+
+    let from_files = setup.dir.path().join("files");
+    let ingest = Command::new(env!("CARGO_BIN_EXE_permitflow"))
+        .args(["ingest", "--warehouse"])
+        .arg(&from_files)
+        .args(&generated.files)
+        .env("PERMITFLOW__PRIVACY__KEY", KEY)
+        .status()
+        .expect("ingest");
+    assert!(ingest.success());
+    assert_same_lines(
+        &setup.indicators(&warehouse),
+        &setup.indicators(&from_files),
+        "Kafka and file ingest give the same indicators",
+    );
+}
+
+#[test]
+fn sigkill_at_random_moments_loses_nothing_and_stores_nothing_twice() {
+    let _serial = lock();
+    let setup = Setup::new();
+    let workload = |chunk: u32| GenConfig {
+        seed: u64::from(chunk) + 7,
+        start_year: 2017 + chunk as i32,
+        scale: 0.02,
+        duplicate_share: 0.01,
+        malformed_share: 0.005,
+        ..GenConfig::default()
+    };
+    let mut chunks = 0;
+    let mut accepted = 0;
+    let mut produce = |setup: &Setup| {
+        let generated = setup.produce_workload(&workload(chunks));
+        chunks += 1;
+        accepted += generated.lines - generated.malformed;
+    };
+    produce(&setup);
+
+    let killed = setup.dir.path().join("killed");
+    let config = setup.config("killed", 300);
+    let mut kills = 0;
+    let started = Instant::now();
+    while kills < 20 {
+        assert!(started.elapsed() < Duration::from_secs(900), "only {kills} kills in 15 minutes");
+        let mut child = setup
+            .permitflow(&config, &killed, &["run", "--stop-at-end"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        // Pseudo-random moments from 0.6 to 3.5 s: while joining the group, mid-batch and mid-flush.
+        std::thread::sleep(Duration::from_millis(600 + (kills * 7919 % 2900)));
+        if let Some(status) = child.try_wait().expect("poll") {
+            assert!(status.success(), "run failed after {kills} kills");
+            // It caught up before it was killed: give it more to do.
+            produce(&setup);
+            continue;
+        }
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reap");
+        kills += 1;
+    }
+    setup.run_to_end(&config, &killed);
+    assert_eq!(setup.stored(&killed), accepted, "after {kills} kills");
+
+    let clean = setup.dir.path().join("clean");
+    setup.run_to_end(&setup.config("clean", 2000), &clean);
+    assert_same_lines(&setup.fingerprint(&killed), &setup.fingerprint(&clean), &format!("after {kills} kills"));
+}
+
+#[test]
+fn broker_outage_mid_stream_loses_nothing() {
+    let _serial = lock();
+    let setup = Setup::new();
+    let first = setup.produce_workload(&GenConfig { scale: 0.005, seed: 1, ..GenConfig::default() });
+    let warehouse = setup.dir.path().join("wh");
+    let config = setup.config("outage", 200);
+    let mut child = setup
+        .permitflow(&config, &warehouse, &["run"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    wait_until("the first events are committed", Duration::from_secs(120), || setup.stored(&warehouse) > 0);
+    setup.broker.stop().unwrap_or_else(|e| panic!("{e}"));
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(child.try_wait().expect("poll").is_none(), "run must wait for the broker, not exit");
+    setup.broker.restart().unwrap_or_else(|e| panic!("{e}"));
+    let second = setup.produce_workload(&GenConfig { scale: 0.005, seed: 2, start_year: 2019, ..GenConfig::default() });
+    let expected = first.lines + second.lines;
+    wait_until("every event is committed", Duration::from_secs(180), || setup.stored(&warehouse) >= expected);
+    let output = terminate(&mut child);
+    assert!(output.status.success(), "SIGTERM exits 0: {}", text(&output.stdout));
+    assert_eq!(setup.stored(&warehouse), expected, "nothing lost, nothing doubled");
+}

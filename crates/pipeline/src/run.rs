@@ -1,0 +1,471 @@
+//! The Kafka run loop: consumer group → decoder → warehouse commits, exactly once.
+//!
+//! Each assigned partition has its own buffer (a decoder, the rejections and the dead letters of one
+//! contiguous offset range). A buffer is flushed when it reaches [`FlushConfig::max_rows`],
+//! [`FlushConfig::max_bytes`] or [`FlushConfig::max_age_ms`], when all buffers together reach
+//! [`FlushConfig::max_buffered_bytes`] (consumption stops while the flush runs), at the end in
+//! `--stop-at-end` mode, and on shutdown. A flush sends the dead letters and waits for their
+//! acknowledgement, stages the Parquet files, and commits them with the offset ranges they cover; the
+//! warehouse refuses a range that another instance committed first. Only then are group offsets committed
+//! to Kafka, for lag monitoring. A revoked partition's buffer is dropped and the next owner re-reads it
+//! from the log's position.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use permitflow_schema::{DecodedBatch, Decoder, MAX_EVENT_BYTES, Position, Pseudonymiser, Rejection};
+use permitflow_source::kafka::{
+    DeadLetter, DeadLetterProducer, KafkaConfig, KafkaSource, PartitionEvent, TopicPartition, TopicsConfig,
+};
+use permitflow_warehouse::{Counts, PendingCommit, RejectionBuffer, SourceRange, Warehouse, WarehouseError};
+use serde::{Deserialize, Serialize};
+use tracing::{debug, error, info, info_span, warn};
+
+use crate::PipelineError;
+
+/// `[flush]`: when buffered Kafka data is written and committed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FlushConfig {
+    /// Messages per partition buffer before it is flushed (default 200,000).
+    pub max_rows: usize,
+    /// Message bytes per partition buffer before it is flushed (default 64 MiB).
+    pub max_bytes: usize,
+    /// Age of the oldest buffered message before its partition is flushed, also when the partition is idle
+    /// (default 10,000 ms: the warehouse is at most about ten seconds behind).
+    pub max_age_ms: u64,
+    /// Message bytes buffered over all partitions before everything is flushed; consumption waits for the
+    /// flush (default 192 MiB; with the decoded copy, about twice that in memory at the peak).
+    pub max_buffered_bytes: usize,
+    /// Longest wait between two attempts when the warehouse or the dead-letter topics cannot be written
+    /// (default 30,000 ms; the wait doubles from 500 ms).
+    pub max_retry_backoff_ms: u64,
+    /// How long dead letters may take to be acknowledged (default 30,000 ms).
+    pub dlq_timeout_ms: u64,
+}
+
+impl Default for FlushConfig {
+    fn default() -> Self {
+        FlushConfig {
+            max_rows: 200_000,
+            max_bytes: 64 << 20,
+            max_age_ms: 10_000,
+            max_buffered_bytes: 192 << 20,
+            max_retry_backoff_ms: 30_000,
+            dlq_timeout_ms: 30_000,
+        }
+    }
+}
+
+/// What `run` does besides consuming.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunOptions {
+    /// Consume up to the high watermarks seen at start, commit, and return (backfills and tests).
+    pub stop_at_end: bool,
+}
+
+/// What one run consumed, per partition; `read = accepted + rejected` on every row.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunReport {
+    /// Counts committed by this run, per topic-partition.
+    pub partitions: BTreeMap<TopicPartition, Counts>,
+    /// Commits made by this run.
+    pub commits: u64,
+    /// Buffers dropped because another instance had committed their range first.
+    pub conflicts: u64,
+}
+
+/// Wait between polls: bounds how late a timer-driven flush or a shutdown request is noticed.
+const POLL: Duration = Duration::from_millis(100);
+/// First wait after a failed flush.
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+/// Time allowed to read topic metadata and watermarks.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(30);
+
+struct PartitionBuffer {
+    tp: TopicPartition,
+    source: String,
+    /// First offset of the range: the partition's committed position when the buffer started.
+    from_offset: i64,
+    /// One past the last offset consumed into this buffer.
+    next_offset: i64,
+    decoder: Decoder,
+    rejections: RejectionBuffer,
+    dead_letters: Vec<DeadLetter>,
+    counts: Counts,
+    bytes: usize,
+    started: Option<Instant>,
+}
+
+impl PartitionBuffer {
+    fn new(tp: &TopicPartition, start: i64, decoder: Decoder) -> Self {
+        PartitionBuffer {
+            tp: tp.clone(),
+            source: format!("kafka:{}/{}", tp.0, tp.1),
+            from_offset: start,
+            next_offset: start,
+            decoder,
+            rejections: RejectionBuffer::default(),
+            dead_letters: Vec::new(),
+            counts: Counts::default(),
+            bytes: 0,
+            started: None,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.counts.read == 0
+    }
+}
+
+/// A partition's buffer turned into what one commit needs.
+struct Sealed {
+    tp: TopicPartition,
+    batches: Vec<DecodedBatch>,
+    rejections: arrow::array::RecordBatch,
+    dead_letters: Vec<DeadLetter>,
+    from_offset: i64,
+    to_offset: i64,
+    counts: Counts,
+}
+
+impl Sealed {
+    fn range(&self) -> SourceRange {
+        SourceRange::Kafka {
+            topic: self.tp.0.clone(),
+            partition: self.tp.1,
+            from_offset: self.from_offset,
+            to_offset: self.to_offset,
+        }
+    }
+}
+
+struct Loop<'a> {
+    warehouse: Arc<Mutex<Warehouse>>,
+    source: &'a KafkaSource,
+    dead_letters: DeadLetterProducer,
+    pseudonymiser: Pseudonymiser,
+    flush: &'a FlushConfig,
+    buffers: BTreeMap<TopicPartition, PartitionBuffer>,
+    report: RunReport,
+}
+
+fn lock(warehouse: &Mutex<Warehouse>) -> MutexGuard<'_, Warehouse> {
+    warehouse.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Consumes the configured topics into the warehouse until `shutdown` is set (or, with
+/// [`RunOptions::stop_at_end`], until the high watermarks seen at start are committed).
+///
+/// Shutdown flushes and commits everything buffered before returning.
+pub fn run_kafka(
+    warehouse: Warehouse,
+    kafka: &KafkaConfig,
+    topics: &TopicsConfig,
+    flush: &FlushConfig,
+    pseudonymiser: Pseudonymiser,
+    options: RunOptions,
+    shutdown: &AtomicBool,
+) -> Result<RunReport, PipelineError> {
+    let warehouse = Arc::new(Mutex::new(warehouse));
+    let resume_from = Arc::clone(&warehouse);
+    let resume = Box::new(move |topic: &str, partition: i32| {
+        let mut warehouse = lock(&resume_from);
+        let log = warehouse.refresh_log().map_err(|e| e.to_string())?;
+        Ok(log.kafka_position(topic, partition))
+    });
+    let names = topics.all();
+    let source = KafkaSource::subscribe(kafka, &names, resume)?;
+    let dead_letters = DeadLetterProducer::new(kafka, Duration::from_millis(flush.dlq_timeout_ms))?;
+    let targets = if options.stop_at_end {
+        let marks = source.watermarks(&names, METADATA_TIMEOUT)?;
+        info!(partitions = marks.len(), "consuming up to the high watermarks seen now, then stopping");
+        Some(marks)
+    } else {
+        None
+    };
+    let mut run = Loop {
+        warehouse,
+        source: &source,
+        dead_letters,
+        pseudonymiser,
+        flush,
+        buffers: BTreeMap::new(),
+        report: RunReport::default(),
+    };
+    let mut last_end_check = Instant::now();
+    loop {
+        if shutdown.load(Ordering::SeqCst) {
+            info!("shutdown requested: flushing and committing what is buffered");
+            run.flush_where(|_| true, shutdown)?;
+            break;
+        }
+        let message = source.poll(POLL);
+        run.apply_events();
+        match message {
+            Some(Ok(message)) => run.consume(&message),
+            Some(Err(e)) => warn!(error = %e, "Kafka consumer error; retrying"),
+            None => {}
+        }
+        let now = Instant::now();
+        let total: usize = run.buffers.values().map(|b| b.bytes).sum();
+        if total >= flush.max_buffered_bytes {
+            debug!(total, "buffer limit reached: flushing everything before consuming more");
+            run.flush_where(|b| !b.is_empty(), shutdown)?;
+        } else {
+            let max_age = Duration::from_millis(flush.max_age_ms);
+            run.flush_where(
+                |b| {
+                    b.counts.read as usize >= flush.max_rows
+                        || b.bytes >= flush.max_bytes
+                        || b.started.is_some_and(|t| now.duration_since(t) >= max_age)
+                },
+                shutdown,
+            )?;
+        }
+        if let Some(targets) = &targets {
+            let ends: BTreeMap<&TopicPartition, i64> = targets.iter().map(|(tp, _, high)| (tp, *high)).collect();
+            run.flush_where(|b| ends.get(&b.tp).is_some_and(|end| b.next_offset >= *end), shutdown)?;
+            if last_end_check.elapsed() >= POLL && run.buffers.values().all(PartitionBuffer::is_empty) {
+                last_end_check = Instant::now();
+                if run.reached(targets)? {
+                    info!("every partition is committed up to its high watermark at start; stopping");
+                    break;
+                }
+            }
+        }
+    }
+    Ok(run.report)
+}
+
+impl Loop<'_> {
+    /// Applies assignment changes: revoked buffers are dropped unwritten, assigned ones start at the log.
+    fn apply_events(&mut self) {
+        for event in self.source.take_events() {
+            match event {
+                PartitionEvent::Revoked(partitions) => {
+                    for tp in partitions {
+                        if let Some(buffer) = self.buffers.remove(&tp)
+                            && !buffer.is_empty()
+                        {
+                            info!(
+                                topic = tp.0,
+                                partition = tp.1,
+                                from_offset = buffer.from_offset,
+                                to_offset = buffer.next_offset,
+                                "revoked: dropping the unflushed buffer; the next owner re-reads it"
+                            );
+                        }
+                    }
+                }
+                PartitionEvent::Assigned(partitions) => {
+                    for (tp, start) in partitions {
+                        let decoder =
+                            Decoder::new(lock(&self.warehouse).contract().clone(), self.pseudonymiser.clone());
+                        // Nothing stored yet: the range starts at the first message read.
+                        let start = start.unwrap_or(-1);
+                        self.buffers.insert(tp.clone(), PartitionBuffer::new(&tp, start, decoder));
+                    }
+                }
+            }
+        }
+    }
+
+    fn consume(&mut self, message: &rdkafka::message::BorrowedMessage<'_>) {
+        use rdkafka::Message;
+        let tp = (message.topic().to_string(), message.partition());
+        let offset = message.offset();
+        let Some(buffer) = self.buffers.get_mut(&tp) else {
+            debug!(topic = tp.0, partition = tp.1, offset, "message of a partition not assigned here; ignored");
+            return;
+        };
+        if buffer.from_offset < 0 {
+            buffer.from_offset = offset;
+            buffer.next_offset = offset;
+        }
+        if offset < buffer.next_offset {
+            debug!(topic = tp.0, partition = tp.1, offset, "already stored; skipped");
+            return;
+        }
+        let payload = message.payload().unwrap_or_default();
+        let position = Position { source: &buffer.source, offset };
+        if let Err(rejection) = buffer.decoder.decode(payload, position) {
+            record_rejection(buffer, message, &rejection);
+            buffer.counts.rejected += 1;
+        } else {
+            buffer.counts.accepted += 1;
+        }
+        buffer.counts.read += 1;
+        buffer.bytes += payload.len();
+        buffer.next_offset = offset + 1;
+        buffer.started.get_or_insert_with(Instant::now);
+    }
+
+    /// Flushes the buffers that `due` selects, in one commit; retries with back-off while the warehouse
+    /// or the dead-letter topics cannot be written (consumption waits meanwhile).
+    fn flush_where(
+        &mut self,
+        due: impl Fn(&PartitionBuffer) -> bool,
+        shutdown: &AtomicBool,
+    ) -> Result<(), PipelineError> {
+        let selected: Vec<TopicPartition> =
+            self.buffers.iter().filter(|(_, b)| !b.is_empty() && due(b)).map(|(tp, _)| tp.clone()).collect();
+        if selected.is_empty() {
+            return Ok(());
+        }
+        let mut sealed = Vec::with_capacity(selected.len());
+        for tp in &selected {
+            let buffer = self.buffers.get_mut(tp).expect("selected from the map");
+            sealed.push(seal(tp, buffer)?);
+        }
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            match self.commit(&sealed) {
+                Ok(()) => return Ok(()),
+                Err(PipelineError::Warehouse(WarehouseError::OffsetConflict(conflicts))) => {
+                    warn!(?conflicts, "another instance committed these ranges first; re-reading from the log");
+                    self.report.conflicts += 1;
+                    return self.rewind(&selected);
+                }
+                Err(e) if shutdown.load(Ordering::SeqCst) => {
+                    error!(error = %e, "shutting down with an uncommitted batch; it is re-read on the next start");
+                    return Err(e);
+                }
+                Err(e) => {
+                    error!(error = %e, retry_in_ms = backoff.as_millis() as u64,
+                        "cannot commit; not consuming until it succeeds");
+                    sleep_unless(backoff, shutdown);
+                    backoff = (backoff * 2).min(Duration::from_millis(self.flush.max_retry_backoff_ms));
+                }
+            }
+        }
+    }
+
+    fn commit(&mut self, sealed: &[Sealed]) -> Result<(), PipelineError> {
+        let first = &sealed[0];
+        let from_offset = first.from_offset;
+        let span =
+            info_span!("flush", partitions = sealed.len(), topic = first.tp.0, partition = first.tp.1, from_offset);
+        let _guard = span.enter();
+        let letters: Vec<DeadLetter> = sealed.iter().flat_map(|s| s.dead_letters.iter().cloned()).collect();
+        self.dead_letters.send_all(&letters)?;
+        let mut warehouse = lock(&self.warehouse);
+        let mut pending = PendingCommit::new(format!("{}-{}-{from_offset}", first.tp.0, first.tp.1));
+        for part in sealed {
+            for batch in &part.batches {
+                warehouse.stage_events(&mut pending, batch.clone())?;
+            }
+            warehouse.stage_rejections(&mut pending, &part.rejections)?;
+            pending.add_source(part.range(), part.counts);
+        }
+        let commit = warehouse.commit(pending)?;
+        drop(warehouse);
+        let mut positions = Vec::with_capacity(sealed.len());
+        for part in sealed {
+            debug!(
+                topic = part.tp.0,
+                partition = part.tp.1,
+                from_offset = part.from_offset,
+                to_offset = part.to_offset,
+                read = part.counts.read,
+                accepted = part.counts.accepted,
+                rejected = part.counts.rejected,
+                "committed"
+            );
+            *self.report.partitions.entry(part.tp.clone()).or_default() += part.counts;
+            positions.push((part.tp.clone(), part.to_offset));
+        }
+        self.report.commits += 1;
+        info!(
+            commit = commit.seq,
+            partitions = sealed.len(),
+            files = commit.files.len(),
+            read = commit.counts.read,
+            rejected = commit.counts.rejected,
+            "committed"
+        );
+        if let Err(e) = self.source.commit_group_offsets(&positions) {
+            warn!(error = %e, "group offsets not committed (they only serve lag monitoring)");
+        }
+        Ok(())
+    }
+
+    /// After a refused commit: every partition of it starts again at the log's position.
+    fn rewind(&mut self, partitions: &[TopicPartition]) -> Result<(), PipelineError> {
+        let log = {
+            let mut warehouse = lock(&self.warehouse);
+            warehouse.refresh_log()?;
+            partitions.iter().map(|tp| (tp.clone(), warehouse.log().kafka_position(&tp.0, tp.1))).collect::<Vec<_>>()
+        };
+        for (tp, position) in log {
+            if let Some(buffer) = self.buffers.get_mut(&tp) {
+                let start = position.unwrap_or(-1);
+                buffer.from_offset = start;
+                buffer.next_offset = start;
+                if let Err(e) = self.source.seek(&tp.0, tp.1, position) {
+                    warn!(error = %e, "seek failed; the partition is probably being reassigned");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// True when the log covers every partition up to its target (the high watermark at start).
+    fn reached(&self, targets: &[(TopicPartition, i64, i64)]) -> Result<bool, PipelineError> {
+        let mut warehouse = lock(&self.warehouse);
+        let log = warehouse.refresh_log()?;
+        Ok(targets.iter().all(|((topic, partition), low, high)| {
+            high <= low || log.kafka_position(topic, *partition).is_some_and(|p| p >= *high)
+        }))
+    }
+}
+
+fn record_rejection(
+    buffer: &mut PartitionBuffer,
+    message: &rdkafka::message::BorrowedMessage<'_>,
+    rejection: &Rejection,
+) {
+    use rdkafka::Message;
+    let offset = message.offset();
+    buffer.rejections.push(Position { source: &buffer.source, offset }, rejection);
+    buffer.dead_letters.push(DeadLetter {
+        topic: message.topic().to_string(),
+        partition: message.partition(),
+        offset,
+        timestamp_ms: message.timestamp().to_millis(),
+        key: message.key().map(<[u8]>::to_vec),
+        // An oversized payload is not copied (it would exceed the dead-letter topic's limit too): the
+        // original topic, partition and offset headers point at it.
+        payload: message.payload().filter(|p| p.len() <= MAX_EVENT_BYTES).map(<[u8]>::to_vec),
+        rule: rejection.rule.to_string(),
+        field: rejection.field.clone(),
+        message: rejection.message.clone(),
+    });
+}
+
+/// Takes a buffer's content for a commit; the buffer continues at the next offset.
+fn seal(tp: &TopicPartition, buffer: &mut PartitionBuffer) -> Result<Sealed, PipelineError> {
+    let sealed = Sealed {
+        tp: tp.clone(),
+        batches: buffer.decoder.finish()?,
+        rejections: buffer.rejections.finish().map_err(WarehouseError::from)?,
+        dead_letters: std::mem::take(&mut buffer.dead_letters),
+        from_offset: buffer.from_offset,
+        to_offset: buffer.next_offset,
+        counts: buffer.counts,
+    };
+    buffer.from_offset = buffer.next_offset;
+    buffer.counts = Counts::default();
+    buffer.bytes = 0;
+    buffer.started = None;
+    Ok(sealed)
+}
+
+fn sleep_unless(wait: Duration, shutdown: &AtomicBool) {
+    let until = Instant::now() + wait;
+    while Instant::now() < until && !shutdown.load(Ordering::SeqCst) {
+        std::thread::sleep(POLL.min(until - Instant::now()));
+    }
+}
