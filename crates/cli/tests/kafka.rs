@@ -214,6 +214,16 @@ fn terminate(child: &mut Child) -> Output {
     output
 }
 
+/// A small workload (about 2,000 events) of year 2017 + `n`; `seed` keeps event ids apart between tests.
+fn small_chunk(n: u32, seed: u64) -> GenConfig {
+    GenConfig { seed: seed + u64::from(n), start_year: 2017 + n as i32, scale: 0.005, ..GenConfig::default() }
+}
+
+/// `permitflow run` in the background, its output captured.
+fn spawn_run(setup: &Setup, config: &Path, warehouse: &Path) -> Child {
+    setup.permitflow(config, warehouse, &["run"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("spawn")
+}
+
 fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !done() {
@@ -339,24 +349,88 @@ fn sigkill_at_random_moments_loses_nothing_and_stores_nothing_twice() {
 fn broker_outage_mid_stream_loses_nothing() {
     let _serial = lock();
     let setup = Setup::new();
-    let first = setup.produce_workload(&GenConfig { scale: 0.005, seed: 1, ..GenConfig::default() });
+    let first = setup.produce_workload(&small_chunk(0, 1));
     let warehouse = setup.dir.path().join("wh");
     let config = setup.config("outage", 200);
-    let mut child = setup
-        .permitflow(&config, &warehouse, &["run"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
+    let mut child = spawn_run(&setup, &config, &warehouse);
     wait_until("the first events are committed", Duration::from_secs(120), || setup.stored(&warehouse) > 0);
     setup.broker.stop().unwrap_or_else(|e| panic!("{e}"));
     std::thread::sleep(Duration::from_secs(3));
     assert!(child.try_wait().expect("poll").is_none(), "run must wait for the broker, not exit");
     setup.broker.restart().unwrap_or_else(|e| panic!("{e}"));
-    let second = setup.produce_workload(&GenConfig { scale: 0.005, seed: 2, start_year: 2019, ..GenConfig::default() });
+    let second = setup.produce_workload(&small_chunk(2, 1));
     let expected = first.lines + second.lines;
     wait_until("every event is committed", Duration::from_secs(180), || setup.stored(&warehouse) >= expected);
     let output = terminate(&mut child);
     assert!(output.status.success(), "SIGTERM exits 0: {}", text(&output.stdout));
+    assert_eq!(setup.stored(&warehouse), expected, "nothing lost, nothing doubled");
+}
+
+#[test]
+fn scaling_one_two_one_instances_loses_nothing_and_doubles_nothing() {
+    let _serial = lock();
+    let setup = Setup::new();
+    let chunk = |n: u32| small_chunk(n, 100);
+    let mut expected = setup.produce_workload(&chunk(0)).lines;
+    let warehouse = setup.dir.path().join("wh");
+    let config = setup.config("scaling", 300);
+    let mut first = spawn_run(&setup, &config, &warehouse);
+    wait_until("the first instance commits", Duration::from_secs(120), || setup.stored(&warehouse) > 0);
+    let mut second = spawn_run(&setup, &config, &warehouse);
+    expected += setup.produce_workload(&chunk(1)).lines;
+    std::thread::sleep(Duration::from_secs(8));
+    let output = terminate(&mut second);
+    assert!(output.status.success(), "the second instance stops cleanly: {}", text(&output.stdout));
+    expected += setup.produce_workload(&chunk(2)).lines;
+    wait_until("every event is committed", Duration::from_secs(180), || setup.stored(&warehouse) >= expected);
+    let output = terminate(&mut first);
+    assert!(output.status.success(), "the first instance stops cleanly: {}", text(&output.stdout));
+    assert_eq!(setup.stored(&warehouse), expected, "nothing lost, nothing doubled");
+    let positions: Vec<String> =
+        TABLES.iter().map(|t| format!("SELECT count(DISTINCT source || '@' || source_offset) AS n FROM {t}")).collect();
+    let distinct =
+        setup.count(&warehouse, &format!("SELECT CAST(sum(n) AS BIGINT) FROM ({})", positions.join(" UNION ALL ")));
+    assert_eq!(distinct, expected, "every Kafka position stored once");
+}
+
+/// Sets or clears the immutable attribute on the whole warehouse: even root cannot write it then.
+fn immutable(warehouse: &Path, on: bool) {
+    let status = Command::new("chattr")
+        .args(["-R", if on { "+i" } else { "-i" }])
+        .arg(warehouse)
+        .status()
+        .expect("chattr (e2fsprogs) must be installed");
+    assert!(status.success(), "chattr failed: the test needs root (CAP_LINUX_IMMUTABLE) on ext4");
+}
+
+fn commits(warehouse: &Path) -> usize {
+    std::fs::read_dir(warehouse.join("_commits"))
+        .expect("commit log")
+        .filter(|e| e.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".json")))
+        .count()
+}
+
+#[test]
+fn an_unwritable_warehouse_stops_commits_until_it_is_writable_again_and_loses_nothing() {
+    let _serial = lock();
+    let setup = Setup::new();
+    let chunk = |n: u32| small_chunk(n, 200);
+    let mut expected = setup.produce_workload(&chunk(0)).lines;
+    let warehouse = setup.dir.path().join("wh");
+    let config = setup.config("readonly", 300);
+    let mut child = spawn_run(&setup, &config, &warehouse);
+    wait_until("the first chunk is committed", Duration::from_secs(120), || setup.stored(&warehouse) >= expected);
+    immutable(&warehouse, true);
+    let before = commits(&warehouse);
+    expected += setup.produce_workload(&chunk(1)).lines;
+    std::thread::sleep(Duration::from_secs(6));
+    let during = commits(&warehouse);
+    let alive = child.try_wait().expect("poll").is_none();
+    immutable(&warehouse, false);
+    assert_eq!(during, before, "nothing is committed while the warehouse cannot be written");
+    assert!(alive, "run waits and retries instead of exiting");
+    wait_until("every event is committed", Duration::from_secs(180), || setup.stored(&warehouse) >= expected);
+    let output = terminate(&mut child);
+    assert!(output.status.success(), "{}", text(&output.stdout));
     assert_eq!(setup.stored(&warehouse), expected, "nothing lost, nothing doubled");
 }

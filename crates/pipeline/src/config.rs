@@ -98,6 +98,14 @@ fn default_batch_bytes() -> usize {
 impl Config {
     /// Loads the file (if given), then environment overrides, and checks the result.
     pub fn load(file: Option<&Path>) -> Result<Config, PipelineError> {
+        Config::load_from(file, None)
+    }
+
+    /// [`Config::load`] with the environment given as a map (`None`: the process environment).
+    fn load_from(
+        file: Option<&Path>,
+        environment: Option<config::Map<String, String>>,
+    ) -> Result<Config, PipelineError> {
         let mut builder = config::Config::builder();
         if let Some(path) = file {
             if !path.exists() {
@@ -105,8 +113,9 @@ impl Config {
             }
             builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
         }
-        builder =
-            builder.add_source(config::Environment::with_prefix(ENV_PREFIX).prefix_separator("__").separator("__"));
+        builder = builder.add_source(
+            config::Environment::with_prefix(ENV_PREFIX).prefix_separator("__").separator("__").source(environment),
+        );
         let config: Config = builder.build().and_then(|c| c.try_deserialize()).map_err(|e| {
             PipelineError::Config(match file {
                 Some(path) => format!("{}: {e}", path.display()),
@@ -126,6 +135,20 @@ impl Config {
             return Err(PipelineError::Config(format!(
                 "ingest.batch_bytes must be at least {} (one maximal event)",
                 permitflow_schema::MAX_EVENT_BYTES
+            )));
+        }
+        if self.kafka.group_id.trim().is_empty() || self.kafka.bootstrap_servers.trim().is_empty() {
+            return Err(PipelineError::Config("kafka.group_id and kafka.bootstrap_servers must not be empty".into()));
+        }
+        if self.flush.max_rows == 0 || self.flush.max_age_ms == 0 || self.flush.max_bytes == 0 {
+            return Err(PipelineError::Config(
+                "flush.max_rows, flush.max_bytes and flush.max_age_ms must be at least 1".into(),
+            ));
+        }
+        if self.flush.max_buffered_bytes < self.flush.max_bytes {
+            return Err(PipelineError::Config(format!(
+                "flush.max_buffered_bytes ({}) must be at least flush.max_bytes ({})",
+                self.flush.max_buffered_bytes, self.flush.max_bytes
             )));
         }
         let contract = permitflow_schema::Contract::embedded()?;
@@ -172,6 +195,22 @@ mod tests {
         config.metrics.fee_based_permit_types.push("tourist".into());
         let err = config.validate().expect_err("refused").to_string();
         assert!(err.contains("metrics.fee_based_permit_types") && err.contains("tourist"), "{err}");
+    }
+
+    #[test]
+    fn topics_and_kafka_settings_come_from_the_environment_over_the_file() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("kafka.toml");
+        std::fs::write(
+            &path,
+            "[kafka]\ngroup_id = \"from-file\"\n[kafka.properties]\n\"security.protocol\" = \"SSL\"\n",
+        )
+        .expect("write");
+        let env = [("PERMITFLOW__TOPICS__DECISIONS".to_string(), "migri.decisions".to_string())].into_iter().collect();
+        let config = Config::load_from(Some(&path), Some(env)).expect("loads");
+        assert_eq!(config.topics.decisions, "migri.decisions");
+        assert_eq!(config.kafka.group_id, "from-file");
+        assert_eq!(config.kafka.properties.get("security.protocol").map(String::as_str), Some("SSL"));
     }
 
     #[test]

@@ -184,7 +184,8 @@ pub struct Warehouse {
     log: CommitLog,
     contract: Arc<Contract>,
     properties: WriterProperties,
-    writer: WriterLock,
+    /// Taken on the first write, so that reading needs no write access.
+    writer: std::sync::OnceLock<WriterLock>,
 }
 
 /// This process's writer identity, held as an exclusive lock on `_writers/<id>.lock` while it lives.
@@ -239,10 +240,19 @@ impl Warehouse {
             .set_statistics_enabled(EnabledStatistics::Page)
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
             .build();
-        let writer = WriterLock::acquire(&root)?;
+        let writer = std::sync::OnceLock::new();
         let warehouse = Warehouse { root, log, contract: Contract::embedded()?, properties, writer };
         warehouse.recover()?;
         Ok(warehouse)
+    }
+
+    /// This process's writer id, taking the writer lock on first use.
+    fn writer_id(&self) -> Result<&str, WarehouseError> {
+        if let Some(writer) = self.writer.get() {
+            return Ok(&writer.id);
+        }
+        let writer = WriterLock::acquire(&self.root)?;
+        Ok(&self.writer.get_or_init(|| writer).id)
     }
 
     /// The warehouse directory.
@@ -302,7 +312,7 @@ impl Warehouse {
             }
         }
         let writers = self.root.join(WRITERS_DIR);
-        for entry in fs::read_dir(&writers).map_err(|e| WarehouseError::io(&writers, e))?.flatten() {
+        for entry in fs::read_dir(&writers).into_iter().flatten().flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             if let Some(id) = name.strip_suffix(".lock")
                 && !is_live(id)
@@ -354,7 +364,7 @@ impl Warehouse {
     ) -> Result<(), WarehouseError> {
         fs::create_dir_all(dir).map_err(|e| WarehouseError::io(dir, e))?;
         let final_path = dir.join(name);
-        let staged_path = dir.join(format!("{name}.{}{IN_PROGRESS_SUFFIX}", self.writer.id));
+        let staged_path = dir.join(format!("{name}.{}{IN_PROGRESS_SUFFIX}", self.writer_id()?));
         let bytes = write_parquet(&staged_path, batch, self.properties.clone())?;
         pending.staged.push((
             CommittedFile {
@@ -401,7 +411,8 @@ impl Warehouse {
                 sources: pending.sources.clone(),
                 counts: pending.counts,
             };
-            match self.log.append(commit.clone(), &self.writer.id) {
+            let writer = self.writer_id()?.to_string();
+            match self.log.append(commit.clone(), &writer) {
                 Ok(()) => break commit,
                 Err(WarehouseError::CommitConflict { seq }) => {
                     debug!(seq, "sequence number taken by another writer; retrying")
@@ -429,7 +440,7 @@ impl Warehouse {
         let dir = mart_dir(&self.root, name);
         fs::create_dir_all(&dir).map_err(|e| WarehouseError::io(&dir, e))?;
         let final_path = dir.join("data.parquet");
-        let staged_path = dir.join(format!("data.parquet.{}{IN_PROGRESS_SUFFIX}", self.writer.id));
+        let staged_path = dir.join(format!("data.parquet.{}{IN_PROGRESS_SUFFIX}", self.writer_id()?));
         let batch = arrow::compute::concat_batches(&schema, batches)?;
         write_parquet(&staged_path, &batch, self.properties.clone())?;
         fs::rename(&staged_path, &final_path).map_err(|e| WarehouseError::io(&staged_path, e))?;
