@@ -171,9 +171,21 @@ pub struct MartReport {
     pub rows: usize,
 }
 
+/// Shared views that the models read many times: computed once per materialisation and kept in memory
+/// (DataFusion inlines views, so `periods` would otherwise rescan every event table in each CTE that joins it).
+const CACHED_VIEWS: &[&str] =
+    &["periods", "person_years_by_process", "unique_applications", "unique_decisions", "unique_costs"];
+
 /// Runs every model and replaces its mart.
 pub async fn materialize(warehouse: &Warehouse, config: &MetricsConfig) -> Result<Vec<MartReport>, MetricsError> {
     let ctx = session(warehouse, config).await?;
+    for view in CACHED_VIEWS {
+        let context = format!("computing the shared view {view}");
+        let cached =
+            ctx.table(*view).await.map_err(query_error(&context))?.cache().await.map_err(query_error(&context))?;
+        ctx.deregister_table(*view).map_err(query_error(&context))?;
+        ctx.register_table(*view, cached.into_view()).map_err(query_error(&context))?;
+    }
     let mut reports = Vec::with_capacity(MODELS.len());
     for model in MODELS {
         let span = info_span!("materialize", mart = model.name);
