@@ -195,6 +195,9 @@ pub fn run_kafka(
         buffers: BTreeMap::new(),
         report: RunReport::default(),
     };
+    // The high watermark of each partition, looked up for every message in `--stop-at-end` mode.
+    let ends: BTreeMap<TopicPartition, i64> =
+        targets.iter().flatten().map(|(tp, _, high)| (tp.clone(), *high)).collect();
     let mut last_end_check = Instant::now();
     loop {
         if shutdown.load(Ordering::SeqCst) {
@@ -226,7 +229,6 @@ pub fn run_kafka(
             )?;
         }
         if let Some(targets) = &targets {
-            let ends: BTreeMap<&TopicPartition, i64> = targets.iter().map(|(tp, _, high)| (tp, *high)).collect();
             run.flush_where(|b| ends.get(&b.tp).is_some_and(|end| b.next_offset >= *end), shutdown)?;
             if last_end_check.elapsed() >= POLL && run.buffers.values().all(PartitionBuffer::is_empty) {
                 last_end_check = Instant::now();
