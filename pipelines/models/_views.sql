@@ -46,25 +46,24 @@ FROM (
   FROM latest_staff
 );
 
--- Every month from the first to the last month that has any event.
-CREATE VIEW calendar_months AS
-SELECT to_char(month_start, '%Y-%m') AS month
-FROM (
-  SELECT unnest(generate_series(
-           to_date(min(m) || '-01'), to_date(max(m) || '-01'), INTERVAL '1 month')) AS month_start
-  FROM (
-    SELECT to_char(occurred_at, '%Y-%m') AS m FROM applications
-    UNION ALL SELECT to_char(occurred_at, '%Y-%m') FROM decisions
-    UNION ALL SELECT to_char(occurred_at, '%Y-%m') FROM appeals
-    UNION ALL SELECT month FROM staff
-    UNION ALL SELECT month FROM costs
-    UNION ALL SELECT to_char(occurred_at, '%Y-%m') FROM appointments
-  )
-  HAVING count(m) > 0
-);
+-- The tables `periods` (month, period_type, period, period_start, period_end; a year period has one row per
+-- month) and `weeks` (period, period_start, period_end) come from the commit log: every period from the
+-- first to the last one with any event. `all_<table>` is the whole event table; while an incremental
+-- materialisation runs, `<table>` may hold only the events of the periods being recomputed, and
+-- `materialize_scope.from_year` is the first year being recomputed (0 in a full run).
 
--- Each month belongs to its month period and its year period.
-CREATE VIEW periods AS
-SELECT month, 'month' AS period_type, month AS period FROM calendar_months
-UNION ALL
-SELECT month, 'year' AS period_type, substr(month, 1, 4) AS period FROM calendar_months;
+-- Each application once: its first submission (an application_id sent twice counts once, from the first).
+CREATE VIEW application_submissions AS
+SELECT application_id, min(CAST(permit_type AS VARCHAR)) AS permit_type, min(occurred_at) AS submitted_at
+FROM all_applications
+GROUP BY application_id;
+
+-- When each application left the backlog: its first decision, but never before it was submitted.
+CREATE VIEW application_closures AS
+SELECT a.application_id, a.permit_type, a.submitted_at,
+       CASE WHEN d.decided_at IS NULL THEN NULL
+            WHEN d.decided_at < a.submitted_at THEN a.submitted_at
+            ELSE d.decided_at END AS closed_at
+FROM application_submissions a
+LEFT JOIN (SELECT application_id, min(occurred_at) AS decided_at FROM all_decisions GROUP BY application_id) d
+  ON d.application_id = a.application_id;

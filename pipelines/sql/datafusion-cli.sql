@@ -20,6 +20,14 @@ CREATE EXTERNAL TABLE appointments STORED AS PARQUET PARTITIONED BY (event_date)
 -- Rejected input: source file and line, event type, rule, field, message (no payload).
 CREATE EXTERNAL TABLE _rejections STORED AS PARQUET LOCATION 'warehouse/_rejections/';
 
--- Indicator marts (../shared/spec/marts.md).
-CREATE EXTERNAL TABLE decisions_per_person_year STORED AS PARQUET LOCATION 'warehouse/marts/decisions_per_person_year/';
-CREATE EXTERNAL TABLE cost_recovery STORED AS PARQUET LOCATION 'warehouse/marts/cost_recovery/';
+-- Indicator marts (../shared/spec/marts.md), Hive-partitioned by the year of their period (`year`, the
+-- ISO year for weeks). Each year's file is replaced atomically when it is recomputed.
+CREATE EXTERNAL TABLE decisions_per_person_year STORED AS PARQUET PARTITIONED BY (year) LOCATION 'warehouse/marts/decisions_per_person_year/';
+CREATE EXTERNAL TABLE cost_recovery STORED AS PARQUET PARTITIONED BY (year) LOCATION 'warehouse/marts/cost_recovery/';
+CREATE EXTERNAL TABLE backlog STORED AS PARQUET PARTITIONED BY (year) LOCATION 'warehouse/marts/backlog/';
+CREATE EXTERNAL TABLE processing_times STORED AS PARQUET PARTITIONED BY (year) LOCATION 'warehouse/marts/processing_times/';
+CREATE EXTERNAL TABLE appointment_wait STORED AS PARQUET PARTITIONED BY (year) LOCATION 'warehouse/marts/appointment_wait/';
+CREATE EXTERNAL TABLE channel_automation STORED AS PARQUET PARTITIONED BY (year) LOCATION 'warehouse/marts/channel_automation/';
+CREATE EXTERNAL TABLE appeal_returns STORED AS PARQUET PARTITIONED BY (year) LOCATION 'warehouse/marts/appeal_returns/';
+CREATE EXTERNAL TABLE inflow STORED AS PARQUET PARTITIONED BY (year) LOCATION 'warehouse/marts/inflow/';
+CREATE EXTERNAL TABLE data_quality STORED AS PARQUET PARTITIONED BY (year) LOCATION 'warehouse/marts/data_quality/';

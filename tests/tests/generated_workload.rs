@@ -3,7 +3,7 @@
 
 use permitflow_e2e::{generate_and_ingest, ingest, scalar};
 use permitflow_gen::GenConfig;
-use permitflow_metrics::{MetricsConfig, materialize, session};
+use permitflow_metrics::{MetricsConfig, Rebuild, materialize, session};
 use permitflow_warehouse::Warehouse;
 
 fn config() -> GenConfig {
@@ -51,7 +51,7 @@ async fn bad_lines_are_rejected_once_and_counts_reconcile_also_after_ingesting_a
 #[tokio::test]
 async fn the_decision_counts_of_the_marts_equal_distinct_decisions_per_utc_month() {
     let ingested = generate_and_ingest(&config());
-    materialize(&ingested.warehouse, &MetricsConfig::default()).await.expect("materialize");
+    materialize(&ingested.warehouse, &MetricsConfig::default(), Rebuild::Incremental).await.expect("materialize");
     let ctx = session(&ingested.warehouse, &MetricsConfig::default()).await.expect("session");
     let mismatches = scalar(
         &ctx,

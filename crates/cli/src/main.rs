@@ -15,7 +15,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use permitflow_gen::{GenConfig, GenSummary, generate};
-use permitflow_metrics::{materialize, session};
+use permitflow_metrics::{Rebuild, Scope, materialize, session};
 use permitflow_pipeline::{Config, FileReport, RunOptions, RunReport, ingest_files, run_kafka};
 use permitflow_schema::Pseudonymiser;
 use permitflow_source::expand_inputs;
@@ -47,10 +47,13 @@ enum Command {
         #[arg(required = true, value_name = "FILE_OR_DIR")]
         inputs: Vec<PathBuf>,
     },
-    /// Recompute every mart from the committed event tables.
+    /// Bring the marts up to date: recompute the years that new commits touched (all of them the first time).
     Materialize {
         #[command(flatten)]
         warehouse: WarehouseArg,
+        /// Rebuild every mart from scratch.
+        #[arg(long)]
+        full: bool,
     },
     /// Run SQL over the event tables, `_rejections` and the marts; prints a table.
     Query {
@@ -186,9 +189,10 @@ fn run(cli: Cli) -> Result<()> {
                 run_kafka(warehouse, &config.kafka, &config.topics, &config.flush, pseudonymiser, options, &shutdown)?;
             print_run_report(&report);
         }
-        Command::Materialize { warehouse } => {
+        Command::Materialize { warehouse, full } => {
             let warehouse = open_warehouse(warehouse.warehouse.as_deref(), &config)?;
-            runtime.block_on(run_materialize(&warehouse, &config))?;
+            let rebuild = if full { Rebuild::Full } else { Rebuild::Incremental };
+            runtime.block_on(run_materialize(&warehouse, &config, rebuild))?;
         }
         Command::Query { warehouse, sql } => {
             let warehouse = open_warehouse(warehouse.warehouse.as_deref(), &config)?;
@@ -227,7 +231,7 @@ fn run(cli: Cli) -> Result<()> {
                 println!("(already ingested earlier; the warehouse is unchanged)");
             }
             runtime.block_on(async {
-                run_materialize(&warehouse, &config).await?;
+                run_materialize(&warehouse, &config, Rebuild::Incremental).await?;
                 summary::print(&warehouse, &config.metrics, generate.year).await
             })?;
         }
@@ -348,10 +352,19 @@ fn print_file_report(report: &FileReport) {
     }
 }
 
-async fn run_materialize(warehouse: &Warehouse, config: &Config) -> Result<()> {
+async fn run_materialize(warehouse: &Warehouse, config: &Config, rebuild: Rebuild) -> Result<()> {
     let started = Instant::now();
-    let reports = materialize(warehouse, &config.metrics).await?;
-    let marts: Vec<String> = reports.iter().map(|r| format!("{} ({} rows)", r.name, r.rows)).collect();
-    println!("materialized in {:.1} s: {}", started.elapsed().as_secs_f64(), marts.join(", "));
+    let report = materialize(warehouse, &config.metrics, rebuild).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let scope = match report.scope {
+        Scope::UpToDate => {
+            println!("marts already cover commit {}; nothing to do", report.through_seq);
+            return Ok(());
+        }
+        Scope::Full { reason } => format!("every period ({reason})"),
+        Scope::FromYear(year) => format!("the periods from {year} on"),
+    };
+    let marts: Vec<String> = report.marts.iter().map(|r| format!("{} ({} rows)", r.name, r.rows)).collect();
+    println!("materialized {scope} through commit {} in {seconds:.1} s: {}", report.through_seq, marts.join(", "));
     Ok(())
 }

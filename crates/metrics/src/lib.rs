@@ -1,40 +1,58 @@
 //! The indicators: a DataFusion session over the committed warehouse and the
 //! SQL models of `pipelines/models/*.sql`, materialised as marts.
 //!
-//! This crate owns the SQL and the session that runs it; it reads the event
-//! tables only through the warehouse crate's registration (committed files
-//! only) and writes marts only through [`Warehouse::write_mart`]. It never
-//! writes event tables or the commit log.
+//! This crate owns the SQL, the targets it reads (`pipelines/targets.toml`) and
+//! the session that runs it; it reads the event tables only through the
+//! warehouse crate's registration (committed files only) and writes marts only
+//! through the warehouse's mart functions. It never writes event tables or the
+//! commit log.
 //!
 //! The models are embedded at build time. `_views.sql` runs first in every
-//! session (deduplication by `event_id`, the latest staff report, person-years,
-//! the month calendar); every other file is one mart: a single `SELECT` whose
-//! result replaces `<warehouse>/marts/<name>/`.
+//! session (deduplication by `event_id`, the latest staff report, person-years);
+//! every other file is one mart: a single `SELECT` whose result is stored under
+//! `<warehouse>/marts/<name>/year=<YYYY>/`.
+//!
+//! Materialisation is incremental: `marts/_state.json` records the last commit
+//! the marts cover. New commits name their files, whose partitions say which
+//! days they touch; every year from the earliest touched one on is recomputed
+//! (figures only ever depend on the same or earlier periods: backlogs
+//! accumulate, a decision follows its application) and replaces its year
+//! partition atomically. A change of the models or targets rebuilds everything.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
-//! use permitflow_metrics::{MetricsConfig, materialize};
+//! use permitflow_metrics::{MetricsConfig, Rebuild, materialize};
 //! use permitflow_warehouse::Warehouse;
 //!
 //! let warehouse = Warehouse::open("warehouse")?;
-//! for mart in materialize(&warehouse, &MetricsConfig::default()).await? {
+//! let report = materialize(&warehouse, &MetricsConfig::default(), Rebuild::Incremental).await?;
+//! for mart in &report.marts {
 //!     println!("{}: {} rows", mart.name, mart.rows);
 //! }
 //! # Ok(()) }
 //! ```
 #![warn(missing_docs)]
 
+mod calendar;
+mod targets;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use arrow::array::{RecordBatch, StringArray};
-use arrow::compute::cast;
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
+use arrow::compute::{cast, concat_batches, filter_record_batch};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimestampMicrosecondType};
 use arrow::error::ArrowError;
-use datafusion::datasource::MemTable;
+use chrono::{DateTime, Datelike};
 use datafusion::prelude::{SessionConfig, SessionContext};
-use permitflow_warehouse::{Warehouse, register_tables};
+use permitflow_warehouse::{CommittedFile, REJECTIONS_TABLE, Warehouse, register_tables};
 use serde::{Deserialize, Serialize};
-use tracing::info_span;
+use sha2::{Digest, Sha256};
+use tracing::{info, info_span};
+
+pub use calendar::Calendar;
+pub use targets::{AppealTargets, DEFAULT_TARGETS, Targets};
 
 /// A model: the mart it produces and its SQL.
 #[derive(Debug, Clone, Copy)]
@@ -48,44 +66,41 @@ pub struct Model {
 /// The shared views, run before any model.
 pub const VIEWS_SQL: &str = include_str!("../../../pipelines/models/_views.sql");
 
-/// Every model, in materialisation order.
-pub const MODELS: &[Model] = &[
-    Model {
-        name: "decisions_per_person_year",
-        sql: include_str!("../../../pipelines/models/decisions_per_person_year.sql"),
-    },
-    Model { name: "cost_recovery", sql: include_str!("../../../pipelines/models/cost_recovery.sql") },
-];
+macro_rules! models {
+    ($($name:literal),* $(,)?) => {
+        /// Every model, in materialisation order.
+        pub const MODELS: &[Model] = &[
+            $(Model { name: $name, sql: include_str!(concat!("../../../pipelines/models/", $name, ".sql")) },)*
+        ];
+    };
+}
 
-/// `[metrics]`: settings of the models that are data, not SQL.
+models!(
+    "decisions_per_person_year",
+    "cost_recovery",
+    "backlog",
+    "processing_times",
+    "appointment_wait",
+    "channel_automation",
+    "appeal_returns",
+    "inflow",
+    "data_quality",
+);
+
+/// `[metrics]`: where the targets come from and when `permitflow run` materialises.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
-    /// Permit types whose work is fee-based: the scope of `cost_recovery`
-    /// (default: every permit type except `asylum` and `temporary_protection`).
-    pub fee_based_permit_types: Vec<String>,
+    /// A targets file like `pipelines/targets.toml` (default: that file as built in).
+    pub targets_file: Option<PathBuf>,
+    /// `permitflow run` updates the marts this many seconds after the previous update when new commits
+    /// arrived, and once when it stops (default 60; 0: never, run `permitflow materialize` yourself).
+    pub materialize_interval_s: u64,
 }
 
 impl Default for MetricsConfig {
     fn default() -> Self {
-        MetricsConfig {
-            fee_based_permit_types: [
-                "work_specialist",
-                "work_startup",
-                "work_employee",
-                "work_other",
-                "study",
-                "family",
-                "extended_permit",
-                "permanent_permit",
-                "eu_registration",
-                "citizenship",
-                "travel_document",
-            ]
-            .into_iter()
-            .map(str::to_string)
-            .collect(),
-        }
+        MetricsConfig { targets_file: None, materialize_interval_s: 60 }
     }
 }
 
@@ -103,27 +118,91 @@ pub enum MetricsError {
     /// Reading or writing the warehouse failed.
     #[error(transparent)]
     Warehouse(#[from] permitflow_warehouse::WarehouseError),
-    /// Building a config table failed.
+    /// Building or splitting a table failed.
     #[error(transparent)]
-    Arrow(#[from] arrow::error::ArrowError),
+    Arrow(#[from] ArrowError),
+    /// The targets file is unreadable or holds a wrong value.
+    #[error("targets file {path}: {message}")]
+    Targets {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong and where.
+        message: String,
+    },
+    /// A committed `_rejections` file cannot be read.
+    #[error("reading {path}: {source}")]
+    Parquet {
+        /// The file.
+        path: PathBuf,
+        /// The Parquet error.
+        source: parquet::errors::ParquetError,
+    },
 }
 
-fn query_error(context: impl Into<String>) -> impl FnOnce(datafusion::error::DataFusionError) -> MetricsError {
+pub(crate) fn query_error(
+    context: impl Into<String>,
+) -> impl FnOnce(datafusion::error::DataFusionError) -> MetricsError {
     let context = context.into();
     move |source| MetricsError::Query { context, source }
 }
 
-/// A session with every event table, `_rejections`, every existing mart, the config tables and the shared views.
+/// Loads the targets of `config`, checked against the permit types of the warehouse's contract.
+pub fn load_targets(warehouse: &Warehouse, config: &MetricsConfig) -> Result<Targets, MetricsError> {
+    let permit_types = warehouse
+        .contract()
+        .event("application.submitted")
+        .and_then(|e| e.fields.iter().find(|f| f.name == "permit_type"))
+        .and_then(|f| match &f.kind {
+            permitflow_schema::FieldKind::Enum(values) => Some(values.clone()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    Targets::load(config.targets_file.as_deref(), &permit_types)
+}
+
+/// A session with every event table, `_rejections`, every existing mart, the target tables, the periods
+/// and the shared views: what `permitflow query` and analysts' tools see.
 pub async fn session(warehouse: &Warehouse, config: &MetricsConfig) -> Result<SessionContext, MetricsError> {
+    let targets = load_targets(warehouse, config)?;
+    let calendar = Calendar::of(warehouse.log().commits().iter().flat_map(|c| &c.files));
+    build_session(warehouse, &targets, calendar.as_ref(), None).await
+}
+
+/// The session of a materialisation: with `from_year`, the event tables hold (at least) the events of the
+/// periods from that year on and `periods`/`weeks` only those periods; `all_<table>` always holds everything.
+async fn build_session(
+    warehouse: &Warehouse,
+    targets: &Targets,
+    calendar: Option<&Calendar>,
+    from_year: Option<i32>,
+) -> Result<SessionContext, MetricsError> {
     let ctx = SessionContext::new_with_config(SessionConfig::new().with_information_schema(true));
     register_tables(&ctx, warehouse)?;
-    let schema = Arc::new(Schema::new(vec![Field::new("permit_type", DataType::Utf8, false)]));
-    let fee_based = RecordBatch::try_new(
-        schema.clone(),
-        vec![Arc::new(StringArray::from_iter_values(&config.fee_based_permit_types))],
-    )?;
-    let table = MemTable::try_new(schema, vec![vec![fee_based]]).map_err(query_error("fee_based_permit_types"))?;
-    ctx.register_table("fee_based_permit_types", Arc::new(table)).map_err(query_error("fee_based_permit_types"))?;
+    for event in warehouse.contract().events() {
+        let table = event.table.as_str();
+        let context = format!("registering all_{table}");
+        let provider = ctx.table_provider(table).await.map_err(query_error(&context))?;
+        ctx.register_table(format!("all_{table}").as_str(), provider).map_err(query_error(&context))?;
+        if let Some(year) = from_year {
+            // A week of `year` may start in the last days of the year before.
+            let bound =
+                if event.partition.column == "month" { format!("{year}-01") } else { format!("{}-12-25", year - 1) };
+            ctx.deregister_table(table).map_err(query_error(&context))?;
+            let sql = format!(
+                "CREATE VIEW {table} AS SELECT * FROM all_{table} WHERE {} >= '{bound}'",
+                event.partition.column
+            );
+            ctx.sql(&sql).await.map_err(query_error(&context))?;
+        }
+    }
+    targets.register(&ctx)?;
+    calendar::register_periods(calendar, &ctx, from_year.unwrap_or(i32::MIN))?;
+    let scope = ctx.read_batch(RecordBatch::try_from_iter([(
+        "from_year",
+        Arc::new(arrow::array::Int32Array::from(vec![from_year.unwrap_or(0)])) as arrow::array::ArrayRef,
+    )])?);
+    ctx.register_table("materialize_scope", scope.map_err(query_error("materialize_scope"))?.into_view())
+        .map_err(query_error("materialize_scope"))?;
     for (number, statement) in view_statements().enumerate() {
         let context = format!("pipelines/models/_views.sql, statement {}", number + 1);
         ctx.sql(&statement).await.map_err(query_error(context))?;
@@ -162,6 +241,47 @@ fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, Arrow
     RecordBatch::try_new(schema.clone(), columns)
 }
 
+/// The rows of each year partition, by the year in the first four characters of `period`.
+fn split_by_year(batch: &RecordBatch) -> Result<Vec<(String, RecordBatch)>, ArrowError> {
+    let index = batch.schema().index_of("period")?;
+    let period = cast(batch.column(index), &DataType::Utf8)?;
+    let period = period.as_string::<i32>();
+    let year_of = |row: usize| period.is_valid(row).then(|| period.value(row).get(..4).unwrap_or_default().to_string());
+    let years: BTreeSet<String> = (0..batch.num_rows()).filter_map(year_of).collect();
+    years
+        .into_iter()
+        .map(|year| {
+            let mask: BooleanArray =
+                (0..batch.num_rows()).map(|row| Some(year_of(row).as_ref() == Some(&year))).collect();
+            Ok((year, filter_record_batch(batch, &mask)?))
+        })
+        .collect()
+}
+
+/// How much to recompute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rebuild {
+    /// Only the years that commits since the last materialisation touched (everything the first time, and
+    /// when the models or targets changed).
+    Incremental,
+    /// Every mart from scratch (`materialize --full`).
+    Full,
+}
+
+/// What a materialisation recomputed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// The marts already covered every commit.
+    UpToDate,
+    /// Every period (`reason` says why).
+    Full {
+        /// Why everything was rebuilt.
+        reason: &'static str,
+    },
+    /// The periods of these years and later.
+    FromYear(i32),
+}
+
 /// A materialised mart.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MartReport {
@@ -171,14 +291,99 @@ pub struct MartReport {
     pub rows: usize,
 }
 
-/// Shared views that the models read many times: computed once per materialisation and kept in memory
-/// (DataFusion inlines views, so `periods` would otherwise rescan every event table in each CTE that joins it).
-const CACHED_VIEWS: &[&str] =
-    &["periods", "person_years_by_process", "unique_applications", "unique_decisions", "unique_costs"];
+/// The result of [`materialize`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct MaterializeReport {
+    /// What was recomputed.
+    pub scope: Scope,
+    /// The last commit the marts now cover.
+    pub through_seq: u64,
+    /// Rows written per mart (empty when up to date).
+    pub marts: Vec<MartReport>,
+}
 
-/// Runs every model and replaces its mart.
-pub async fn materialize(warehouse: &Warehouse, config: &MetricsConfig) -> Result<Vec<MartReport>, MetricsError> {
-    let ctx = session(warehouse, config).await?;
+const STATE_FORMAT: u32 = 1;
+
+/// `marts/_state.json`.
+#[derive(Debug, Serialize, Deserialize)]
+struct State {
+    format: u32,
+    /// Last commit the marts cover.
+    through_seq: u64,
+    /// Hash of the models and targets the marts were built with.
+    fingerprint: String,
+    /// The first and last event day the marts were built for.
+    calendar: Option<[String; 2]>,
+}
+
+fn fingerprint(targets: &Targets) -> String {
+    let mut hash = Sha256::new();
+    hash.update(STATE_FORMAT.to_le_bytes());
+    hash.update(VIEWS_SQL);
+    for model in MODELS {
+        hash.update(model.name);
+        hash.update(model.sql);
+    }
+    hash.update(targets.fingerprint());
+    hex::encode(hash.finalize())
+}
+
+/// Shared views that the models read many times: computed once per materialisation and kept in memory
+/// (DataFusion inlines views, so they would otherwise be recomputed in every CTE that reads them).
+const CACHED_VIEWS: &[&str] =
+    &["person_years_by_process", "unique_applications", "unique_decisions", "unique_costs", "application_submissions"];
+
+/// Brings the marts up to date with the committed events.
+pub async fn materialize(
+    warehouse: &Warehouse,
+    config: &MetricsConfig,
+    rebuild: Rebuild,
+) -> Result<MaterializeReport, MetricsError> {
+    let _lock = warehouse.lock_marts()?;
+    let targets = load_targets(warehouse, config)?;
+    let commits = warehouse.log().commits();
+    let through_seq = commits.last().map_or(0, |c| c.seq);
+    let calendar = Calendar::of(commits.iter().flat_map(|c| &c.files));
+    let fingerprint = fingerprint(&targets);
+    let state: Option<State> = warehouse.mart_state()?.and_then(|text| serde_json::from_str(&text).ok());
+    let scope = match (&state, rebuild) {
+        (_, Rebuild::Full) => Scope::Full { reason: "requested" },
+        (None, _) => Scope::Full { reason: "no earlier materialisation" },
+        (Some(state), _) if state.format != STATE_FORMAT || state.fingerprint != fingerprint => {
+            Scope::Full { reason: "the models or targets changed" }
+        }
+        (Some(state), _) if state.through_seq == through_seq => Scope::UpToDate,
+        (Some(state), _) => {
+            let new_files: Vec<&CommittedFile> =
+                commits.iter().filter(|c| c.seq > state.through_seq).flat_map(|c| &c.files).collect();
+            let before = state.calendar.as_ref().and_then(Calendar::from_strings);
+            match touched_from_year(warehouse, &new_files, before.as_ref(), calendar.as_ref())? {
+                Some(year) => Scope::FromYear(year),
+                None => Scope::UpToDate,
+            }
+        }
+    };
+    let span = info_span!("materialize", ?scope, through_seq);
+    let _guard = span.enter();
+    let mut marts = Vec::new();
+    if scope != Scope::UpToDate {
+        let from_year = match scope {
+            Scope::FromYear(year) => Some(year),
+            _ => None,
+        };
+        let ctx = build_session(warehouse, &targets, calendar.as_ref(), from_year).await?;
+        cache_shared_views(&ctx).await?;
+        for model in MODELS {
+            marts.push(materialize_model(warehouse, &ctx, model, from_year).await?);
+        }
+    }
+    let state = State { format: STATE_FORMAT, through_seq, fingerprint, calendar: calendar.map(|c| c.to_strings()) };
+    warehouse.set_mart_state(&serde_json::to_string_pretty(&state).expect("state serialises"))?;
+    info!(?scope, through_seq, "marts up to date");
+    Ok(MaterializeReport { scope, through_seq, marts })
+}
+
+async fn cache_shared_views(ctx: &SessionContext) -> Result<(), MetricsError> {
     for view in CACHED_VIEWS {
         let context = format!("computing the shared view {view}");
         let cached =
@@ -186,23 +391,86 @@ pub async fn materialize(warehouse: &Warehouse, config: &MetricsConfig) -> Resul
         ctx.deregister_table(*view).map_err(query_error(&context))?;
         ctx.register_table(*view, cached.into_view()).map_err(query_error(&context))?;
     }
-    let mut reports = Vec::with_capacity(MODELS.len());
-    for model in MODELS {
-        let span = info_span!("materialize", mart = model.name);
-        let _guard = span.enter();
-        let context = format!("model pipelines/models/{}.sql", model.name);
-        let frame = ctx.sql(model.sql).await.map_err(query_error(&context))?;
-        let schema = mart_schema(frame.schema().as_arrow());
-        let batches = frame
-            .collect()
-            .await
-            .map_err(query_error(&context))?
-            .iter()
-            .map(|batch| conform(batch, &schema))
-            .collect::<Result<Vec<_>, _>>()?;
-        let rows = batches.iter().map(RecordBatch::num_rows).sum();
-        warehouse.write_mart(model.name, schema, &batches)?;
-        reports.push(MartReport { name: model.name, rows });
+    Ok(())
+}
+
+async fn materialize_model(
+    warehouse: &Warehouse,
+    ctx: &SessionContext,
+    model: &Model,
+    from_year: Option<i32>,
+) -> Result<MartReport, MetricsError> {
+    let span = info_span!("model", mart = model.name);
+    let _guard = span.enter();
+    let context = format!("model pipelines/models/{}.sql", model.name);
+    let frame = ctx.sql(model.sql).await.map_err(query_error(&context))?;
+    let schema = mart_schema(frame.schema().as_arrow());
+    let batches = frame
+        .collect()
+        .await
+        .map_err(query_error(&context))?
+        .iter()
+        .map(|batch| conform(batch, &schema))
+        .collect::<Result<Vec<_>, _>>()?;
+    let batch = concat_batches(&schema, &batches)?;
+    let in_scope = |year: &str| from_year.is_none_or(|from| year.parse::<i32>().is_ok_and(|y| y >= from));
+    let mut keep: Vec<String> = warehouse.mart_years(model.name)?.into_iter().filter(|y| !in_scope(y)).collect();
+    for (year, rows) in split_by_year(&batch)? {
+        if in_scope(&year) {
+            warehouse.write_mart_partition(model.name, &year, &schema, &[rows])?;
+            keep.push(year);
+        }
     }
-    Ok(reports)
+    warehouse.set_mart_schema(model.name, &schema, &keep)?;
+    Ok(MartReport { name: model.name, rows: batch.num_rows() })
+}
+
+/// The earliest year whose figures the new files can change, if any: the years of their event days, of
+/// the days of new rejections, and of a calendar range that grew.
+fn touched_from_year(
+    warehouse: &Warehouse,
+    new_files: &[&CommittedFile],
+    before: Option<&Calendar>,
+    after: Option<&Calendar>,
+) -> Result<Option<i32>, MetricsError> {
+    let mut years: BTreeSet<i32> =
+        new_files.iter().filter_map(|f| calendar::file_day(f)).flat_map(calendar::years_of).collect();
+    for file in new_files.iter().filter(|f| f.table == REJECTIONS_TABLE) {
+        if let Some(day) = earliest_rejection_day(&warehouse.root().join(&file.path))? {
+            years.insert(day.year());
+        }
+    }
+    match (before, after) {
+        (Some(before), Some(after)) => {
+            for (old, new) in [(before.first_day, after.first_day), (before.last_day, after.last_day)] {
+                if old != new {
+                    years.extend(calendar::years_of(old.min(new)));
+                }
+            }
+        }
+        (None, Some(after)) => years.extend(calendar::years_of(after.first_day)),
+        _ => {}
+    }
+    Ok(years.first().copied())
+}
+
+fn earliest_rejection_day(path: &std::path::Path) -> Result<Option<chrono::NaiveDate>, MetricsError> {
+    use parquet::arrow::ProjectionMask;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let parquet_error = |source| MetricsError::Parquet { path: path.to_path_buf(), source };
+    let file = std::fs::File::open(path).map_err(|e| {
+        MetricsError::Warehouse(permitflow_warehouse::WarehouseError::Io { path: path.to_path_buf(), source: e })
+    })?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(parquet_error)?;
+    let index = builder.schema().index_of("received_at")?;
+    let mask = ProjectionMask::roots(builder.parquet_schema(), [index]);
+    let mut earliest = None::<i64>;
+    for batch in builder.with_projection(mask).build().map_err(parquet_error)? {
+        let batch = batch?;
+        let column = batch.column(0).as_primitive::<TimestampMicrosecondType>();
+        if let Some(min) = arrow::compute::min(column) {
+            earliest = Some(earliest.map_or(min, |e| e.min(min)));
+        }
+    }
+    Ok(earliest.and_then(DateTime::from_timestamp_micros).map(|t| t.date_naive()))
 }

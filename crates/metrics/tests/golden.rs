@@ -1,4 +1,4 @@
-//! Golden tests of the indicator models on `pipelines/models/fixtures/golden.ndjson`.
+//! Golden tests of the indicator models on `pipelines/models/fixtures/decisions_per_person_year/input.ndjson`.
 //!
 //! The fixture (21 lines) holds, for January 2024 (a leap year: 366 days):
 //! - staff: E1 (unit U1) reported twice for 2024-01 — the later report (study 1.0) arrives first and
@@ -18,7 +18,7 @@ use std::path::PathBuf;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Float64Type, Int64Type};
-use permitflow_metrics::{MetricsConfig, materialize, session};
+use permitflow_metrics::{MetricsConfig, Rebuild, materialize, session};
 use permitflow_pipeline::{Config, ingest_files};
 use permitflow_schema::Pseudonymiser;
 use permitflow_warehouse::Warehouse;
@@ -27,7 +27,8 @@ const D: f64 = 1.0 / 366.0;
 const TOLERANCE: f64 = 1e-9;
 
 fn fixture() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../pipelines/models/fixtures/golden.ndjson")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../pipelines/models/fixtures/decisions_per_person_year/input.ndjson")
 }
 
 async fn materialized() -> (tempfile::TempDir, Vec<RecordBatch>, Vec<RecordBatch>) {
@@ -42,10 +43,16 @@ async fn materialized() -> (tempfile::TempDir, Vec<RecordBatch>, Vec<RecordBatch
     )
     .expect("ingest");
     assert_eq!((reports[0].counts.read, reports[0].counts.rejected), (21, 0), "{reports:?}");
-    materialize(&warehouse, &MetricsConfig::default()).await.expect("materialize");
+    materialize(&warehouse, &MetricsConfig::default(), Rebuild::Incremental).await.expect("materialize");
     let ctx = session(&warehouse, &MetricsConfig::default()).await.expect("session");
-    let dppy = ctx.sql("SELECT * FROM decisions_per_person_year").await.expect("sql").collect().await.expect("rows");
-    let cost = ctx.sql("SELECT * FROM cost_recovery").await.expect("sql").collect().await.expect("rows");
+    let dppy = ctx
+        .sql("SELECT * EXCLUDE (year) FROM decisions_per_person_year")
+        .await
+        .expect("sql")
+        .collect()
+        .await
+        .expect("rows");
+    let cost = ctx.sql("SELECT * EXCLUDE (year) FROM cost_recovery").await.expect("sql").collect().await.expect("rows");
     (dir, dppy, cost)
 }
 

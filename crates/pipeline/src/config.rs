@@ -157,14 +157,8 @@ impl Config {
             .and_then(|e| e.fields.iter().find(|f| f.name == "permit_type"))
             .map(|f| f.kind.clone());
         if let Some(permitflow_schema::FieldKind::Enum(values)) = known {
-            for t in &self.metrics.fee_based_permit_types {
-                if !values.contains(t) {
-                    return Err(PipelineError::Config(format!(
-                        "metrics.fee_based_permit_types: `{t}` is not a permit type ({})",
-                        values.join(", ")
-                    )));
-                }
-            }
+            permitflow_metrics::Targets::load(self.metrics.targets_file.as_deref(), &values)
+                .map_err(|e| PipelineError::Config(format!("metrics.targets_file: {e}")))?;
         }
         Ok(())
     }
@@ -190,11 +184,18 @@ mod tests {
     }
 
     #[test]
-    fn unknown_fee_based_type_names_the_field() {
+    fn unknown_fee_based_type_in_the_targets_file_names_the_file_and_value() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("targets.toml");
+        let text = permitflow_metrics::DEFAULT_TARGETS.replace("\"study\",", "\"study\", \"tourist\",");
+        std::fs::write(&path, text).expect("write");
         let mut config = Config::default();
-        config.metrics.fee_based_permit_types.push("tourist".into());
+        config.metrics.targets_file = Some(path);
         let err = config.validate().expect_err("refused").to_string();
-        assert!(err.contains("metrics.fee_based_permit_types") && err.contains("tourist"), "{err}");
+        assert!(
+            err.contains("targets.toml") && err.contains("fee_based_permit_types") && err.contains("tourist"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -103,6 +103,7 @@ fn ingest_file(
     let source = format!("file:{}", std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()).display());
     progress(Progress::FileStarted { path, size: file.size, from_byte });
     let mut reader = file.reader_from(from_byte, from_line)?;
+    let received_at_us = chrono::Utc::now().timestamp_micros();
     let mut last_progress = from_byte;
     loop {
         let (batch_byte, batch_line) = (reader.position(), reader.next_line_number());
@@ -125,7 +126,7 @@ fn ingest_file(
                 Some((number, rejection)) => {
                     counts.rejected += 1;
                     *report.rejected_by_rule.entry(rejection.rule.to_string()).or_default() += 1;
-                    rejections.push(Position { source: &source, offset: number as i64 }, &rejection);
+                    rejections.push(Position { source: &source, offset: number as i64 }, received_at_us, &rejection);
                 }
                 None => counts.accepted += 1,
             }

@@ -431,7 +431,8 @@ fn record_rejection(
 ) {
     use rdkafka::Message;
     let offset = message.offset();
-    buffer.rejections.push(Position { source: &buffer.source, offset }, rejection);
+    let received_at_ms = message.timestamp().to_millis().unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
+    buffer.rejections.push(Position { source: &buffer.source, offset }, received_at_ms * 1000, rejection);
     buffer.dead_letters.push(DeadLetter {
         topic: message.topic().to_string(),
         partition: message.partition(),

@@ -42,6 +42,7 @@
 #![warn(missing_docs)]
 
 mod log;
+mod marts;
 mod rejections;
 mod tables;
 
@@ -52,7 +53,6 @@ use std::sync::Arc;
 
 use arrow::array::{RecordBatch, UInt32Array};
 use arrow::compute::take_record_batch;
-use arrow::datatypes::SchemaRef;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -62,6 +62,7 @@ use tracing::{debug, info_span, warn};
 pub use log::{
     COMMITS_DIR, Commit, CommitLog, CommittedFile, Counts, FileProgress, OffsetConflict, SourceRange, TopicPartition,
 };
+pub use marts::{MART_PARTITION, MART_SCHEMA_FILE, MartLock};
 pub use rejections::{REJECTIONS_DIR, REJECTIONS_TABLE, RejectionBuffer, rejections_schema};
 pub use tables::{MARTS_DIR, mart_dir, register_tables};
 
@@ -428,24 +429,6 @@ impl Warehouse {
             log::sync_dir(dir)?;
         }
         Ok(commit)
-    }
-
-    /// Writes a mart: the batches replace the mart's previous content atomically (write, then rename).
-    pub fn write_mart(
-        &self,
-        name: &str,
-        schema: SchemaRef,
-        batches: &[RecordBatch],
-    ) -> Result<PathBuf, WarehouseError> {
-        let dir = mart_dir(&self.root, name);
-        fs::create_dir_all(&dir).map_err(|e| WarehouseError::io(&dir, e))?;
-        let final_path = dir.join("data.parquet");
-        let staged_path = dir.join(format!("data.parquet.{}{IN_PROGRESS_SUFFIX}", self.writer_id()?));
-        let batch = arrow::compute::concat_batches(&schema, batches)?;
-        write_parquet(&staged_path, &batch, self.properties.clone())?;
-        fs::rename(&staged_path, &final_path).map_err(|e| WarehouseError::io(&staged_path, e))?;
-        log::sync_dir(&dir)?;
-        Ok(final_path)
     }
 }
 

@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Int64Builder, RecordBatch, StringBuilder};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::array::{Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use permitflow_schema::{Position, Rejection};
 
 /// Table name of the rejections.
@@ -23,6 +23,7 @@ pub fn rejections_schema() -> SchemaRef {
         Field::new("rule", DataType::Utf8, false),
         Field::new("field", DataType::Utf8, true),
         Field::new("message", DataType::Utf8, false),
+        Field::new("received_at", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
     ]))
 }
 
@@ -36,12 +37,14 @@ pub struct RejectionBuffer {
     rule: StringBuilder,
     field: StringBuilder,
     message: StringBuilder,
+    received_at: TimestampMicrosecondBuilder,
     rows: usize,
 }
 
 impl RejectionBuffer {
-    /// Records one rejection at its source position.
-    pub fn push(&mut self, position: Position<'_>, rejection: &Rejection) {
+    /// Records one rejection at its source position; `received_at_us` is when the input arrived (the Kafka
+    /// message timestamp, or the time a file was ingested), microseconds since the epoch, UTC.
+    pub fn push(&mut self, position: Position<'_>, received_at_us: i64, rejection: &Rejection) {
         self.source.append_value(position.source);
         self.offset.append_value(position.offset);
         self.event_type.append_option(rejection.event_type.as_deref());
@@ -49,6 +52,7 @@ impl RejectionBuffer {
         self.rule.append_value(&rejection.rule);
         self.field.append_option(rejection.field.as_deref());
         self.message.append_value(&rejection.message);
+        self.received_at.append_value(received_at_us);
         self.rows += 1;
     }
 
@@ -75,6 +79,7 @@ impl RejectionBuffer {
                 Arc::new(self.rule.finish()),
                 Arc::new(self.field.finish()),
                 Arc::new(self.message.finish()),
+                Arc::new(self.received_at.finish().with_timezone("UTC")),
             ],
         )
     }

@@ -9,7 +9,7 @@ use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTable
 use datafusion::prelude::SessionContext;
 
 use crate::rejections::{REJECTIONS_DIR, REJECTIONS_TABLE, rejections_schema};
-use crate::{EVENTS_DIR, Warehouse, WarehouseError, stored_projection};
+use crate::{EVENTS_DIR, MART_PARTITION, MART_SCHEMA_FILE, Warehouse, WarehouseError, stored_projection};
 
 /// Directory of the marts inside the warehouse.
 pub const MARTS_DIR: &str = "marts";
@@ -30,7 +30,8 @@ fn listing(dir: &Path, schema: Arc<Schema>, partition: Option<&str>) -> Result<A
     Ok(Arc::new(ListingTable::try_new(config)?))
 }
 
-/// Registers every event table, `_rejections`, and every mart that exists, by name.
+/// Registers every event table, `_rejections`, and every mart that exists, by name (marts with their
+/// `year` partition column).
 ///
 /// Event tables list only `*.parquet` files, which are committed files: staged
 /// files carry the `.inprogress` suffix until their commit is recorded, and
@@ -50,14 +51,14 @@ pub fn register_tables(ctx: &SessionContext, warehouse: &Warehouse) -> Result<()
     let marts = warehouse.root().join(MARTS_DIR);
     if let Ok(entries) = std::fs::read_dir(&marts) {
         for entry in entries.flatten() {
-            let data = entry.path().join("data.parquet");
-            if data.exists() {
+            let schema_file = entry.path().join(MART_SCHEMA_FILE);
+            if schema_file.exists() {
                 let name = entry.file_name().to_string_lossy().into_owned();
-                let file = std::fs::File::open(&data).map_err(|e| WarehouseError::io(&data, e))?;
+                let file = std::fs::File::open(&schema_file).map_err(|e| WarehouseError::io(&schema_file, e))?;
                 let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-                    .map_err(|source| WarehouseError::Parquet { path: data.clone(), source })?;
+                    .map_err(|source| WarehouseError::Parquet { path: schema_file.clone(), source })?;
                 let schema = reader.schema().clone();
-                ctx.register_table(name.as_str(), listing(&entry.path(), schema, None)?)?;
+                ctx.register_table(name.as_str(), listing(&entry.path(), schema, Some(MART_PARTITION))?)?;
             }
         }
     }

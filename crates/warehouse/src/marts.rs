@@ -1,0 +1,126 @@
+//! Mart storage: `<warehouse>/marts/<name>/year=<YYYY>/data.parquet`, one file per year, each replaced
+//! atomically (write, then rename over), so a reader sees a year's old or new figures, never a mix.
+//! `<name>/_schema` is a zero-row Parquet file with the mart's schema (an empty mart is still a table);
+//! `marts/_state.json` is the materialiser's record of what the marts cover; `marts/_lock` is held while
+//! one process materialises.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+
+use crate::tables::mart_dir;
+use crate::{IN_PROGRESS_SUFFIX, MARTS_DIR, Warehouse, WarehouseError, log, write_parquet};
+
+/// Hive partition column of every mart: the year a row's period belongs to (the ISO year for weeks).
+pub const MART_PARTITION: &str = "year";
+/// File in each mart directory that holds the schema.
+pub const MART_SCHEMA_FILE: &str = "_schema";
+const STATE_FILE: &str = "_state.json";
+const LOCK_FILE: &str = "_lock";
+
+/// The exclusive right to write marts, held while it lives.
+#[derive(Debug)]
+pub struct MartLock {
+    _file: fs::File,
+}
+
+impl Warehouse {
+    /// Waits for and takes the marts lock (one materialiser at a time per warehouse).
+    pub fn lock_marts(&self) -> Result<MartLock, WarehouseError> {
+        let path = self.root.join(MARTS_DIR).join(LOCK_FILE);
+        let file = fs::File::create(&path).map_err(|e| WarehouseError::io(&path, e))?;
+        file.lock().map_err(|e| WarehouseError::io(&path, e))?;
+        Ok(MartLock { _file: file })
+    }
+
+    /// Replaces the rows of one year of a mart (`batches` empty: removes the year).
+    pub fn write_mart_partition(
+        &self,
+        name: &str,
+        year: &str,
+        schema: &SchemaRef,
+        batches: &[RecordBatch],
+    ) -> Result<(), WarehouseError> {
+        let dir = mart_dir(&self.root, name).join(format!("{MART_PARTITION}={year}"));
+        let batch = arrow::compute::concat_batches(schema, batches)?;
+        if batch.num_rows() == 0 {
+            return remove_dir(&dir);
+        }
+        fs::create_dir_all(&dir).map_err(|e| WarehouseError::io(&dir, e))?;
+        self.replace_file(&dir, "data.parquet", &batch)
+    }
+
+    /// Records the mart's schema and removes every year not in `keep` (and files of an older layout).
+    pub fn set_mart_schema(&self, name: &str, schema: &SchemaRef, keep: &[String]) -> Result<(), WarehouseError> {
+        let dir = mart_dir(&self.root, name);
+        fs::create_dir_all(&dir).map_err(|e| WarehouseError::io(&dir, e))?;
+        self.replace_file(&dir, MART_SCHEMA_FILE, &RecordBatch::new_empty(schema.clone()))?;
+        let old_layout = dir.join("data.parquet");
+        if old_layout.exists() {
+            fs::remove_file(&old_layout).map_err(|e| WarehouseError::io(&old_layout, e))?;
+        }
+        for year in self.mart_years(name)? {
+            if !keep.contains(&year) {
+                remove_dir(&dir.join(format!("{MART_PARTITION}={year}")))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The years a mart holds.
+    pub fn mart_years(&self, name: &str) -> Result<Vec<String>, WarehouseError> {
+        let dir = mart_dir(&self.root, name);
+        let prefix = format!("{MART_PARTITION}=");
+        let mut years: Vec<String> = match fs::read_dir(&dir) {
+            Ok(entries) => entries
+                .flatten()
+                .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_prefix(&prefix)).map(str::to_string))
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(WarehouseError::io(&dir, e)),
+        };
+        years.sort();
+        Ok(years)
+    }
+
+    /// The materialiser's state record, if one was written.
+    pub fn mart_state(&self) -> Result<Option<String>, WarehouseError> {
+        let path = self.root.join(MARTS_DIR).join(STATE_FILE);
+        match fs::read_to_string(&path) {
+            Ok(text) => Ok(Some(text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(WarehouseError::io(&path, e)),
+        }
+    }
+
+    /// Replaces the materialiser's state record atomically.
+    pub fn set_mart_state(&self, text: &str) -> Result<(), WarehouseError> {
+        let dir = self.root.join(MARTS_DIR);
+        let staged = dir.join(format!("{STATE_FILE}.{}{IN_PROGRESS_SUFFIX}", self.writer_id()?));
+        fs::write(&staged, text)
+            .and_then(|()| fs::File::open(&staged)?.sync_all())
+            .map_err(|e| WarehouseError::io(&staged, e))?;
+        rename(&staged, &dir.join(STATE_FILE))
+    }
+
+    fn replace_file(&self, dir: &Path, name: &str, batch: &RecordBatch) -> Result<(), WarehouseError> {
+        let staged = dir.join(format!("{name}.{}{IN_PROGRESS_SUFFIX}", self.writer_id()?));
+        write_parquet(&staged, batch, self.properties.clone())?;
+        rename(&staged, &dir.join(name))
+    }
+}
+
+fn rename(from: &Path, to: &PathBuf) -> Result<(), WarehouseError> {
+    fs::rename(from, to).map_err(|e| WarehouseError::io(from, e))?;
+    log::sync_dir(to.parent().unwrap_or(Path::new(".")))
+}
+
+fn remove_dir(dir: &Path) -> Result<(), WarehouseError> {
+    match fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(WarehouseError::io(dir, e)),
+    }
+}

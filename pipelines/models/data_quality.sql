@@ -1,0 +1,64 @@
+-- data_quality (an addition to marts.md): why a figure may have moved. One row per day (or month) and
+-- issue where the count is above zero:
+--   issue 'rejection'                    detail = the rule; day the input arrived (_rejections.received_at)
+--   issue 'duplicate'                    detail = the table; extra copies of an event_id, by event day
+--   issue 'decision_without_application' detail = the permit type; by decision day (the application event
+--                                        may still arrive; the figure then drops)
+--   issue 'staff_month_without_report'   detail = the unit; employees who reported the month before but not
+--                                        this month (period_type 'month'), up to the last reported month
+-- Columns: period_type ('day' or 'month'), period, issue, detail, occurrences.
+WITH scope AS (SELECT from_year FROM materialize_scope),
+rejections AS (
+  SELECT 'day' AS period_type, to_char(received_at, '%Y-%m-%d') AS period, 'rejection' AS issue, rule AS detail,
+         count(*) AS occurrences
+  FROM _rejections
+  WHERE CAST(to_char(received_at, '%Y') AS INT) >= (SELECT from_year FROM scope)
+  GROUP BY to_char(received_at, '%Y-%m-%d'), rule
+),
+copies AS (
+  SELECT 'applications' AS detail, event_id, occurred_at FROM applications
+  UNION ALL SELECT 'decisions', event_id, occurred_at FROM decisions
+  UNION ALL SELECT 'appeals', event_id, occurred_at FROM appeals
+  UNION ALL SELECT 'staff', event_id, occurred_at FROM staff
+  UNION ALL SELECT 'costs', event_id, occurred_at FROM costs
+  UNION ALL SELECT 'appointments', event_id, occurred_at FROM appointments
+),
+duplicates AS (
+  SELECT 'day' AS period_type, to_char(occurred_at, '%Y-%m-%d') AS period, 'duplicate' AS issue, detail,
+         count(*) - count(DISTINCT event_id) AS occurrences
+  FROM copies
+  WHERE CAST(to_char(occurred_at, '%Y') AS INT) >= (SELECT from_year FROM scope)
+  GROUP BY to_char(occurred_at, '%Y-%m-%d'), detail
+),
+orphans AS (
+  SELECT 'day' AS period_type, to_char(d.occurred_at, '%Y-%m-%d') AS period,
+         'decision_without_application' AS issue, CAST(d.permit_type AS VARCHAR) AS detail, count(*) AS occurrences
+  FROM unique_decisions d
+  LEFT JOIN application_submissions a ON a.application_id = d.application_id
+  WHERE a.application_id IS NULL AND CAST(to_char(d.occurred_at, '%Y') AS INT) >= (SELECT from_year FROM scope)
+  GROUP BY to_char(d.occurred_at, '%Y-%m-%d'), CAST(d.permit_type AS VARCHAR)
+),
+reported AS (SELECT DISTINCT employee_ref, month, unit FROM all_staff),
+gaps AS (
+  SELECT 'month' AS period_type, to_char(to_date(r.month || '-01') + INTERVAL '1 month', '%Y-%m') AS period,
+         'staff_month_without_report' AS issue, r.unit AS detail, count(DISTINCT r.employee_ref) AS occurrences
+  FROM reported r
+  WHERE NOT EXISTS (
+    SELECT 1 FROM reported n
+    WHERE n.employee_ref = r.employee_ref
+      AND n.month = to_char(to_date(r.month || '-01') + INTERVAL '1 month', '%Y-%m'))
+  GROUP BY to_char(to_date(r.month || '-01') + INTERVAL '1 month', '%Y-%m'), r.unit
+),
+gaps_in_scope AS (
+  SELECT * FROM gaps
+  WHERE period <= (SELECT max(month) FROM reported)
+    AND CAST(substr(period, 1, 4) AS INT) >= (SELECT from_year FROM scope)
+)
+SELECT period_type, period, issue, detail, CAST(occurrences AS BIGINT) AS occurrences
+FROM (
+  SELECT * FROM rejections
+  UNION ALL SELECT * FROM duplicates WHERE occurrences > 0
+  UNION ALL SELECT * FROM orphans
+  UNION ALL SELECT * FROM gaps_in_scope
+)
+ORDER BY period_type, period, issue, detail

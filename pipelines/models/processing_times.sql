@@ -1,0 +1,57 @@
+-- processing_times (marts.md): decided_at − submitted_at in fractional days, per month (and year) of
+-- decision and permit type: count, exact median and 90th percentile (percentile_cont: linear between the
+-- closest ranks), mean, the target (pipelines/targets.toml) and the share within it. A decision whose
+-- application event is unknown counts in `decisions` and `missing_application`, not in the day figures.
+-- The 'all' row covers every type; its target is NULL and its share is over the decisions of types that
+-- have a target.
+WITH timed AS (
+  SELECT to_char(d.occurred_at, '%Y-%m') AS month, CAST(d.permit_type AS VARCHAR) AS permit_type,
+         CAST(arrow_cast(d.occurred_at, 'Int64') - arrow_cast(a.submitted_at, 'Int64') AS DOUBLE) / 86400000000.0
+           AS days,
+         a.application_id IS NULL AS missing
+  FROM unique_decisions d
+  LEFT JOIN application_submissions a ON a.application_id = d.application_id
+),
+targeted AS (
+  SELECT t.*, g.target_days,
+         CASE WHEN g.target_days IS NOT NULL AND t.days IS NOT NULL THEN t.days <= g.target_days END AS within
+  FROM timed t LEFT JOIN processing_targets g ON g.permit_type = t.permit_type
+),
+in_periods AS (
+  SELECT p.period_type, p.period, t.* FROM targeted t JOIN periods p ON p.month = t.month
+),
+by_type AS (
+  SELECT period_type, period, permit_type,
+         count(*) AS decisions,
+         percentile_cont(0.5) WITHIN GROUP (ORDER BY days) AS median_days,
+         percentile_cont(0.9) WITHIN GROUP (ORDER BY days) AS p90_days,
+         avg(days) AS mean_days,
+         max(target_days) AS target_days,
+         avg(CASE WHEN within THEN 1.0 WHEN NOT within THEN 0.0 END) AS within_target_share,
+         sum(CASE WHEN missing THEN 1 ELSE 0 END) AS missing_application
+  FROM in_periods GROUP BY period_type, period, permit_type
+),
+agency AS (
+  SELECT p.period_type, p.period, 'all' AS permit_type,
+         count(t.month) AS decisions,
+         percentile_cont(0.5) WITHIN GROUP (ORDER BY t.days) AS median_days,
+         percentile_cont(0.9) WITHIN GROUP (ORDER BY t.days) AS p90_days,
+         avg(t.days) AS mean_days,
+         CAST(NULL AS DOUBLE) AS target_days,
+         avg(CASE WHEN t.within THEN 1.0 WHEN NOT t.within THEN 0.0 END) AS within_target_share,
+         sum(CASE WHEN t.missing THEN 1 ELSE 0 END) AS missing_application
+  FROM (SELECT DISTINCT period_type, period FROM periods) p
+  LEFT JOIN in_periods t ON t.period_type = p.period_type AND t.period = p.period
+  GROUP BY p.period_type, p.period
+),
+all_rows AS (SELECT * FROM agency UNION ALL SELECT * FROM by_type)
+SELECT period_type, period, permit_type,
+       CAST(decisions AS BIGINT) AS decisions,
+       CAST(median_days AS DOUBLE) AS median_days,
+       CAST(p90_days AS DOUBLE) AS p90_days,
+       CAST(mean_days AS DOUBLE) AS mean_days,
+       CAST(target_days AS DOUBLE) AS target_days,
+       CAST(within_target_share AS DOUBLE) AS within_target_share,
+       CAST(coalesce(missing_application, 0) AS BIGINT) AS missing_application
+FROM all_rows
+ORDER BY period_type, period, permit_type
