@@ -198,4 +198,37 @@ impl ColumnBuilder {
 }
 
 /// Builder of the `source` lineage column.
-pub(crate) type SourceBuilder = StringDictionaryBuilder<Int32Type>;
+///
+/// Consecutive rows nearly always share their source, so rows are appended in runs: one
+/// dictionary lookup per run instead of one per row.
+#[derive(Default)]
+pub(crate) struct SourceBuilder {
+    builder: StringDictionaryBuilder<Int32Type>,
+    run: String,
+    run_rows: usize,
+}
+
+impl SourceBuilder {
+    pub(crate) fn append_value(&mut self, source: &str) {
+        if self.run_rows > 0 && self.run == source {
+            self.run_rows += 1;
+            return;
+        }
+        self.end_run();
+        self.run.clear();
+        self.run.push_str(source);
+        self.run_rows = 1;
+    }
+
+    fn end_run(&mut self) {
+        if self.run_rows > 0 {
+            self.builder.append_values(&self.run, self.run_rows);
+            self.run_rows = 0;
+        }
+    }
+
+    pub(crate) fn finish(&mut self) -> DictionaryArray<Int32Type> {
+        self.end_run();
+        self.builder.finish()
+    }
+}

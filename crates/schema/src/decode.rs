@@ -1,16 +1,18 @@
 //! JSON line → validated, normalised, pseudonymised Arrow rows.
 //!
-//! One pass: the top-level object is split into borrowed raw values (no tree
-//! is built), each field of the event's plan is parsed from its raw text, the
-//! cross-field rules run, and only then is the row appended, so a rejected
-//! line leaves no partial row behind.
+//! One pass: the members of the top-level object are located as borrowed raw
+//! values (no tree is built), each field of the event's plan is parsed from its
+//! raw text, the cross-field rules run, and only then is the row appended, so a
+//! rejected line leaves no partial row behind.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Int64Builder, RecordBatch};
 use chrono::{DateTime, NaiveDate, SecondsFormat};
-use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
+use foldhash::fast::FixedState;
+use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::columns::{ColumnBuilder, SourceBuilder, Staged};
@@ -50,9 +52,119 @@ impl TableBuffer {
     fn new(schema: &EventSchema) -> Self {
         TableBuffer {
             columns: schema.fields.iter().map(|f| ColumnBuilder::new(&f.kind)).collect(),
-            source: SourceBuilder::new(),
+            source: SourceBuilder::default(),
             offset: Int64Builder::new(),
             partition_keys: Vec::new(),
+        }
+    }
+}
+
+/// Strings mapped to their index in the list they came from (the first index when one is listed twice).
+struct Lookup(HashMap<Box<str>, usize, FixedState>);
+
+impl Lookup {
+    fn new<'s>(names: impl IntoIterator<Item = &'s str>) -> Self {
+        let mut map = HashMap::with_hasher(FixedState::default());
+        for (i, name) in names.into_iter().enumerate() {
+            map.entry(name.into()).or_insert(i);
+        }
+        Lookup(map)
+    }
+
+    fn get(&self, name: &str) -> Option<usize> {
+        self.0.get(name).copied()
+    }
+}
+
+/// Member slot of `event_type` in [`Plan::members`].
+const EVENT_TYPE_SLOT: usize = 0;
+/// Member slot of `event_id` in [`Plan::members`].
+const EVENT_ID_SLOT: usize = 1;
+
+/// The contract turned into lookups, so decoding a line compares no names one by one.
+struct Plan {
+    /// Every field name of every event type → its slot in [`Decoder::members`].
+    members: Lookup,
+    /// The name of each slot.
+    names: Vec<Box<str>>,
+    /// `event_type` value → index in [`Contract::events`].
+    event_types: Lookup,
+    /// Per event type, per field.
+    fields: Vec<Vec<FieldPlan>>,
+}
+
+struct FieldPlan {
+    /// Slot of the field in [`Decoder::members`].
+    slot: usize,
+    /// Enum values or share keys → their index; empty for other kinds.
+    values: Lookup,
+}
+
+impl Plan {
+    fn new(contract: &Contract) -> Self {
+        let mut names = vec!["event_type", "event_id"];
+        for field in contract.events().iter().flat_map(|e| &e.fields) {
+            if !names.contains(&field.name.as_str()) {
+                names.push(&field.name);
+            }
+        }
+        let members = Lookup::new(names.iter().copied());
+        let fields = contract
+            .events()
+            .iter()
+            .map(|event| {
+                event
+                    .fields
+                    .iter()
+                    .map(|field| FieldPlan {
+                        slot: members.get(&field.name).unwrap_or_else(|| unreachable!("every field name is a member")),
+                        values: match &field.kind {
+                            FieldKind::Enum(values) | FieldKind::Shares { keys: values, .. } => {
+                                Lookup::new(values.iter().map(String::as_str))
+                            }
+                            _ => Lookup::new([]),
+                        },
+                    })
+                    .collect()
+            })
+            .collect();
+        let event_types = Lookup::new(contract.events().iter().map(|e| e.event_type.as_str()));
+        Plan { members, names: names.into_iter().map(Box::from).collect(), event_types, fields }
+    }
+}
+
+/// A member of a line's top-level object: its raw JSON text, if given exactly once.
+#[derive(Debug, Clone, Copy)]
+enum Member<'a> {
+    Absent,
+    Once(&'a str),
+    Repeated,
+}
+
+/// The raw JSON text of a member of a line.
+#[derive(Debug, Clone, Copy)]
+struct Raw<'a> {
+    text: &'a str,
+    /// Whether the line has a backslash anywhere; when not, no string in it needs unescaping.
+    line_escapes: bool,
+}
+
+/// The line being decoded, with its members located.
+struct Line<'a, 'm> {
+    escapes: bool,
+    members: &'m [Member<'a>],
+}
+
+impl<'a> Line<'a, '_> {
+    /// The raw value of the member in `slot`; a key given twice is a rejection, not a silent choice.
+    #[inline]
+    fn get(&self, slot: usize, name: &str) -> Result<Option<Raw<'a>>, Rejection> {
+        match self.members[slot] {
+            Member::Absent => Ok(None),
+            Member::Once(text) => Ok(Some(Raw { text, line_escapes: self.escapes })),
+            Member::Repeated => {
+                Err(Rejection::new(rule::DUPLICATE_FIELD, Some(name), format!("`{name}` is given twice")))
+            }
         }
     }
 }
@@ -61,6 +173,12 @@ impl TableBuffer {
 pub struct Decoder {
     contract: Arc<Contract>,
     pseudonymiser: Pseudonymiser,
+    plan: Plan,
+    /// Spare buffers lent to each line in turn (see [`reuse`]), so that a line allocates nothing.
+    members: Vec<Member<'static>>,
+    staged: Vec<Staged<'static>>,
+    /// Per slot, the slot of the key that followed it in the last line (the last entry: the first key).
+    next_key: Vec<usize>,
     tables: Vec<TableBuffer>,
     buffered_rows: usize,
     buffered_bytes: usize,
@@ -70,7 +188,18 @@ impl Decoder {
     /// A decoder for `contract` that pseudonymises personal fields with `pseudonymiser`.
     pub fn new(contract: Arc<Contract>, pseudonymiser: Pseudonymiser) -> Self {
         let tables = contract.events().iter().map(TableBuffer::new).collect();
-        Decoder { contract, pseudonymiser, tables, buffered_rows: 0, buffered_bytes: 0 }
+        let plan = Plan::new(&contract);
+        Decoder {
+            next_key: vec![EVENT_TYPE_SLOT; plan.names.len() + 1],
+            contract,
+            pseudonymiser,
+            plan,
+            members: Vec::new(),
+            staged: Vec::new(),
+            tables,
+            buffered_rows: 0,
+            buffered_bytes: 0,
+        }
     }
 
     /// The contract this decoder validates against.
@@ -92,38 +221,56 @@ impl Decoder {
     ///
     /// On rejection nothing is buffered.
     pub fn decode(&mut self, line: &[u8], position: Position<'_>) -> Result<usize, Rejection> {
-        let (event, staged, partition_key) = self.validate(line)?;
-        let table = &mut self.tables[event];
-        for (column, value) in table.columns.iter_mut().zip(&staged) {
-            column.append(value);
+        let mut members = reuse(std::mem::take(&mut self.members));
+        let mut staged = reuse(std::mem::take(&mut self.staged));
+        let result = self.validate(line, &mut members, &mut staged);
+        if let Ok((event, partition_key)) = result {
+            let table = &mut self.tables[event];
+            for (column, value) in table.columns.iter_mut().zip(&staged) {
+                column.append(value);
+            }
+            table.source.append_value(position.source);
+            table.offset.append_value(position.offset);
+            table.partition_keys.push(partition_key);
+            self.buffered_rows += 1;
+            self.buffered_bytes += line.len();
         }
-        table.source.append_value(position.source);
-        table.offset.append_value(position.offset);
-        table.partition_keys.push(partition_key);
-        self.buffered_rows += 1;
-        self.buffered_bytes += line.len();
-        Ok(event)
+        self.members = reuse(members);
+        self.staged = reuse(staged);
+        result.map(|(event, _)| event)
     }
 
-    fn validate<'a>(&self, line: &'a [u8]) -> Result<(usize, Vec<Staged<'a>>, i32), Rejection> {
+    /// Checks a line and stages its row; returns the event index and the partition key.
+    fn validate<'a>(
+        &mut self,
+        line: &'a [u8],
+        members: &mut Vec<Member<'a>>,
+        staged: &mut Vec<Staged<'a>>,
+    ) -> Result<(usize, i32), Rejection> {
         if line.len() > MAX_EVENT_BYTES {
             return Err(Rejection::too_large(line.len() as u64));
         }
         let text = std::str::from_utf8(line).map_err(|e| {
             Rejection::new(rule::INVALID_UTF8, None, format!("not UTF-8 at byte {}", e.valid_up_to() + 1))
         })?;
-        let object = parse_object(text)?;
-        let event_type = match object.get("event_type")? {
+        members.resize(self.plan.names.len(), Member::Absent);
+        locate_members(text, &self.plan, &mut self.next_key, members)?;
+        let line = Line { escapes: memchr::memchr(b'\\', line).is_some(), members };
+        let event_type = match line.get(EVENT_TYPE_SLOT, "event_type")? {
             None => return Err(Rejection::new(rule::MISSING_FIELD, Some("event_type"), "`event_type` is required")),
             Some(raw) => parse_str(raw, "event_type")?,
         };
-        let event_id = object.get("event_id").ok().flatten().and_then(|raw| parse_str(raw, "event_id").ok());
         let with_context = |mut r: Rejection| {
             r.event_type = Some(event_type.to_string());
-            r.event_id = event_id.as_deref().map(str::to_string);
+            r.event_id = line
+                .get(EVENT_ID_SLOT, "event_id")
+                .ok()
+                .flatten()
+                .and_then(|raw| parse_str(raw, "event_id").ok())
+                .map(Cow::into_owned);
             r
         };
-        let Some(event) = self.contract.event_index(&event_type) else {
+        let Some(event) = self.plan.event_types.get(&event_type) else {
             let known: Vec<&str> = self.contract.events().iter().map(|e| e.event_type.as_str()).collect();
             return Err(with_context(Rejection::new(
                 rule::UNKNOWN_EVENT_TYPE,
@@ -132,9 +279,8 @@ impl Decoder {
             )));
         };
         let schema = &self.contract.events()[event];
-        let mut staged = Vec::with_capacity(schema.fields.len());
-        for field in &schema.fields {
-            let value = match object.get(&field.name).map_err(with_context)? {
+        for (field, plan) in schema.fields.iter().zip(&self.plan.fields[event]) {
+            let value = match line.get(plan.slot, &field.name).map_err(with_context)? {
                 None if field.required => {
                     return Err(with_context(Rejection::new(
                         rule::MISSING_FIELD,
@@ -143,12 +289,12 @@ impl Decoder {
                     )));
                 }
                 None => Staged::Null,
-                Some(raw) if !field.required && raw.get() == "null" => Staged::Null,
-                Some(raw) => self.parse_field(field, raw).map_err(with_context)?,
+                Some(raw) if !field.required && raw.text == "null" => Staged::Null,
+                Some(raw) => self.parse_field(field, plan, raw).map_err(with_context)?,
             };
             staged.push(value);
         }
-        check_cross_rules(schema, &staged).map_err(with_context)?;
+        check_cross_rules(schema, staged).map_err(with_context)?;
         let partition_key = match (&staged[schema.partition.from], schema.partition.granularity) {
             (Staged::Timestamp(micros), Granularity::Day) => micros.div_euclid(MICROS_PER_DAY) as i32,
             (Staged::Month { key, .. }, Granularity::Month) => *key,
@@ -160,12 +306,12 @@ impl Decoder {
                 )));
             }
         };
-        Ok((event, staged, partition_key))
+        Ok((event, partition_key))
     }
 
-    fn parse_field<'a>(&self, field: &Field, raw: &'a RawValue) -> Result<Staged<'a>, Rejection> {
+    fn parse_field<'a>(&self, field: &Field, plan: &FieldPlan, raw: Raw<'a>) -> Result<Staged<'a>, Rejection> {
         let name = field.name.as_str();
-        let text = raw.get();
+        let text = raw.text;
         match &field.kind {
             FieldKind::ConstString(expected) => {
                 let s = parse_str(raw, name)?;
@@ -181,7 +327,7 @@ impl Decoder {
             }
             FieldKind::String { min_len } => {
                 let s = parse_str(raw, name)?;
-                if s.chars().count() < *min_len {
+                if s.chars().take(*min_len).count() < *min_len {
                     return Err(Rejection::new(
                         rule::EMPTY_STRING,
                         Some(name),
@@ -199,13 +345,17 @@ impl Decoder {
                 let s = parse_str(raw, name)?;
                 let id = uuid::Uuid::try_parse(&s)
                     .map_err(|e| Rejection::new(rule::INVALID_UUID, Some(name), format!("`{s}` is not a UUID: {e}")))?;
+                // 36 characters is the hyphenated form; without upper-case letters it is already normal.
+                if s.len() == uuid::fmt::Hyphenated::LENGTH && !s.bytes().any(|b| b.is_ascii_uppercase()) {
+                    return Ok(Staged::Str(s));
+                }
                 let mut buf = uuid::Uuid::encode_buffer();
                 let normal = id.hyphenated().encode_lower(&mut buf);
                 Ok(Staged::Str(if *normal == *s { s } else { Cow::Owned(normal.to_string()) }))
             }
             FieldKind::Enum(values) => {
                 let s = parse_str(raw, name)?;
-                match values.iter().position(|v| *v == *s) {
+                match plan.values.get(&s) {
                     Some(i) => Ok(Staged::Enum(i as i8)),
                     None => Err(Rejection::new(
                         rule::UNKNOWN_ENUM_VALUE,
@@ -285,7 +435,7 @@ impl Decoder {
                 let mut shares = Vec::with_capacity(object.0.len());
                 for (key, value) in &object.0 {
                     let path = format!("{name}.{key}");
-                    let index = keys.iter().position(|k| *k == **key).ok_or_else(|| {
+                    let index = plan.values.get(key).ok_or_else(|| {
                         Rejection::new(
                             rule::UNKNOWN_ENUM_VALUE,
                             Some(name),
@@ -327,22 +477,6 @@ const MICROS_PER_DAY: i64 = 86_400_000_000;
 
 /// The members of a JSON object as borrowed raw values, in input order.
 struct Object<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
-
-impl<'a> Object<'a> {
-    /// The raw value of a key; a key given twice is a rejection, not a silent choice.
-    fn get(&self, key: &str) -> Result<Option<&'a RawValue>, Rejection> {
-        let mut found = None;
-        for (k, v) in &self.0 {
-            if k == key {
-                if found.is_some() {
-                    return Err(Rejection::new(rule::DUPLICATE_FIELD, Some(key), format!("`{key}` is given twice")));
-                }
-                found = Some(*v);
-            }
-        }
-        Ok(found)
-    }
-}
 
 struct Key<'a>(Cow<'a, str>);
 
@@ -386,18 +520,79 @@ impl<'de> Deserialize<'de> for Object<'de> {
     }
 }
 
-fn parse_object(text: &str) -> Result<Object<'_>, Rejection> {
-    serde_json::from_str::<Object<'_>>(text).map_err(|e| {
-        if e.is_data() {
-            Rejection::new(
-                rule::NOT_AN_OBJECT,
-                None,
-                format!("an event must be a JSON object, got {}", json_kind(text)),
-            )
-        } else {
-            Rejection::new(rule::INVALID_JSON, None, format!("not valid JSON: {e}"))
+/// Reads a line's top-level object into member slots: only the members the contract names are kept.
+struct Members<'s, 'de> {
+    plan: &'s Plan,
+    next_key: &'s mut [usize],
+    slots: &'s mut [Member<'de>],
+}
+
+impl<'de> DeserializeSeed<'de> for Members<'_, 'de> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Members<'_, 'de> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        // Lines from one producer list their keys in the same order, so the key that followed the
+        // previous one last time is tried before the key is hashed.
+        let mut previous = self.plan.names.len();
+        while let Some(Key(key)) = map.next_key()? {
+            let value: &'de RawValue = map.next_value()?;
+            let guess = self.next_key[previous];
+            let slot = if *self.plan.names[guess] == *key { Some(guess) } else { self.plan.members.get(&key) };
+            if let Some(slot) = slot {
+                self.next_key[previous] = slot;
+                previous = slot;
+                self.slots[slot] = match self.slots[slot] {
+                    Member::Absent => Member::Once(value.get()),
+                    Member::Once(_) | Member::Repeated => Member::Repeated,
+                };
+            }
         }
-    })
+        Ok(())
+    }
+}
+
+/// Finds the members of the object in `line` that the plan names, by slot (all absent on entry).
+fn locate_members<'a>(
+    line: &'a str,
+    plan: &Plan,
+    next_key: &mut [usize],
+    slots: &mut [Member<'a>],
+) -> Result<(), Rejection> {
+    let mut deserializer = serde_json::Deserializer::from_str(line);
+    Members { plan, next_key, slots }
+        .deserialize(&mut deserializer)
+        .and_then(|()| deserializer.end())
+        .map_err(|e| json_error(line, e))
+}
+
+/// An empty vector that reuses the allocation of `v`, for elements of another lifetime.
+///
+/// The standard library collects a `vec::IntoIter` into a vector of a type of the same size and
+/// alignment in place, so this does not allocate; the closure never runs as `v` is emptied first.
+fn reuse<T, U>(mut v: Vec<T>) -> Vec<U> {
+    v.clear();
+    v.into_iter().map(|_| unreachable!("the vector was emptied")).collect()
+}
+
+fn parse_object(text: &str) -> Result<Object<'_>, Rejection> {
+    serde_json::from_str::<Object<'_>>(text).map_err(|e| json_error(text, e))
+}
+
+fn json_error(text: &str, e: serde_json::Error) -> Rejection {
+    if e.is_data() {
+        Rejection::new(rule::NOT_AN_OBJECT, None, format!("an event must be a JSON object, got {}", json_kind(text)))
+    } else {
+        Rejection::new(rule::INVALID_JSON, None, format!("not valid JSON: {e}"))
+    }
 }
 
 fn json_kind(text: &str) -> &'static str {
@@ -416,13 +611,13 @@ fn wrong_type(field: &str, expected: &str, text: &str) -> Rejection {
 }
 
 /// A JSON string's value, borrowed when it has no escapes.
-fn parse_str<'a>(raw: &'a RawValue, field: &str) -> Result<Cow<'a, str>, Rejection> {
-    let text = raw.get();
+fn parse_str<'a>(raw: Raw<'a>, field: &str) -> Result<Cow<'a, str>, Rejection> {
+    let text = raw.text;
     if !text.starts_with('"') {
         return Err(wrong_type(field, "a string", text));
     }
     let inner = &text[1..text.len() - 1];
-    if !inner.contains('\\') {
+    if !raw.line_escapes || !inner.as_bytes().contains(&b'\\') {
         return Ok(Cow::Borrowed(inner));
     }
     serde_json::from_str::<String>(text)
@@ -501,13 +696,14 @@ fn parse_decimal(text: &str, scale: u32, field: &str) -> Result<i128, Rejection>
         None => (body, 0),
     };
     let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    let digits = format!("{int_part}{}", frac_part.trim_end_matches('0'));
-    let digits = digits.trim_start_matches('0');
+    let frac_part = frac_part.trim_end_matches('0');
+    // The significant digits: integer then kept fraction digits, without leading zeros.
+    let digits = || int_part.bytes().chain(frac_part.bytes()).skip_while(|b| *b == b'0');
+    let digit_count = digits().count();
     // value = digits × 10^(exponent − kept fraction digits)
-    let kept_frac = frac_part.trim_end_matches('0').len() as i64;
-    let shift = exponent as i64 - kept_frac + scale as i64;
+    let shift = exponent as i64 - frac_part.len() as i64 + scale as i64;
     let too_large = || Rejection::new(rule::OUT_OF_RANGE, Some(field), format!("{text} is too large"));
-    if digits.is_empty() {
+    if digit_count == 0 {
         return Ok(0);
     }
     if shift < 0 {
@@ -517,10 +713,12 @@ fn parse_decimal(text: &str, scale: u32, field: &str) -> Result<i128, Rejection>
             format!("{text} has more than {scale} decimals"),
         ));
     }
-    if digits.len() as i64 + shift > 18 {
+    if digit_count as i64 + shift > 18 {
         return Err(too_large());
     }
-    let units: i128 = digits.parse::<i128>().map_err(|_| too_large())? * 10i128.pow(shift as u32);
+    // At most 18 digits (checked above), so this cannot overflow.
+    let significand = digits().fold(0i128, |value, digit| value * 10 + i128::from(digit - b'0'));
+    let units = significand * 10i128.pow(shift as u32);
     if units > DECIMAL_MAX_UNITS {
         return Err(too_large());
     }
