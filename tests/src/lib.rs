@@ -60,3 +60,27 @@ pub async fn scalar(ctx: &SessionContext, sql: &str) -> i64 {
 pub fn repo_path(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(relative)
 }
+
+/// Every row of `sql` as text fields (NULL as an empty field), sorted.
+pub async fn rows(ctx: &SessionContext, sql: &str) -> Vec<Vec<String>> {
+    use arrow::util::display::{ArrayFormatter, FormatOptions};
+    let batches = ctx.sql(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}")).collect().await.expect("collect");
+    let options = FormatOptions::default().with_null("");
+    let mut rows = Vec::new();
+    for batch in &batches {
+        let formatters: Vec<ArrayFormatter> =
+            batch.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &options).expect("format")).collect();
+        rows.extend((0..batch.num_rows()).map(|row| formatters.iter().map(|f| f.value(row).to_string()).collect()));
+    }
+    rows.sort();
+    rows
+}
+
+/// True when two text fields are equal, or are numbers within a relative `tolerance`.
+pub fn same_value(a: &str, b: &str, tolerance: f64) -> bool {
+    a == b
+        || match (a.parse::<f64>(), b.parse::<f64>()) {
+            (Ok(x), Ok(y)) => (x - y).abs() <= tolerance * y.abs().max(1.0),
+            _ => false,
+        }
+}

@@ -5,6 +5,7 @@
 //! only place where `anyhow` and `println!` are used.
 
 mod progress;
+mod report;
 mod summary;
 
 use std::path::{Path, PathBuf};
@@ -61,6 +62,17 @@ enum Command {
         warehouse: WarehouseArg,
         /// The SQL statement.
         sql: String,
+    },
+    /// The indicators of a period against the agreement's targets (missed targets marked).
+    Report {
+        #[command(flatten)]
+        warehouse: WarehouseArg,
+        /// A year (`2024`) or a month (`2024-03`); default: the last year in the marts.
+        #[arg(long)]
+        period: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = report::Format::Table)]
+        format: report::Format,
     },
     /// Consume the Kafka topics into the warehouse, exactly once, until SIGTERM/SIGINT.
     Run {
@@ -185,14 +197,39 @@ fn run(cli: Cli) -> Result<()> {
                 flag.store(true, Ordering::SeqCst);
             });
             let options = RunOptions { stop_at_end };
+            let interval = config.metrics.materialize_interval_s;
+            let root = warehouse.root().to_path_buf();
+            if interval > 0 {
+                let (root, metrics) = (root.clone(), config.metrics.clone());
+                runtime.spawn(async move {
+                    let mut ticker = tokio::time::interval(std::time::Duration::from_secs(interval));
+                    ticker.tick().await;
+                    loop {
+                        ticker.tick().await;
+                        materialize_in_background(&root, &metrics).await;
+                    }
+                });
+            }
             let report =
                 run_kafka(warehouse, &config.kafka, &config.topics, &config.flush, pseudonymiser, options, &shutdown)?;
+            if stop_at_end && interval > 0 {
+                runtime.block_on(materialize_in_background(&root, &config.metrics));
+            }
             print_run_report(&report);
         }
         Command::Materialize { warehouse, full } => {
             let warehouse = open_warehouse(warehouse.warehouse.as_deref(), &config)?;
             let rebuild = if full { Rebuild::Full } else { Rebuild::Incremental };
             runtime.block_on(run_materialize(&warehouse, &config, rebuild))?;
+        }
+        Command::Report { warehouse, period, format } => {
+            let warehouse = open_warehouse(warehouse.warehouse.as_deref(), &config)?;
+            runtime.block_on(async {
+                let ctx = session(&warehouse, &config.metrics).await?;
+                let (period, batches) = report::report(&ctx, period.as_deref()).await?;
+                print!("{}", report::render(&period, &batches, format)?);
+                anyhow::Ok(())
+            })?;
         }
         Command::Query { warehouse, sql } => {
             let warehouse = open_warehouse(warehouse.warehouse.as_deref(), &config)?;
@@ -349,6 +386,24 @@ fn print_file_report(report: &FileReport) {
     );
     for (rule, count) in &report.rejected_by_rule {
         println!("  rejected {count:>7} × {rule}");
+    }
+}
+
+/// One scheduled update of the marts while `run` consumes; a failure is logged and retried next time.
+async fn materialize_in_background(root: &Path, metrics: &permitflow_metrics::MetricsConfig) {
+    let started = Instant::now();
+    let result = match Warehouse::open(root) {
+        Ok(warehouse) => materialize(&warehouse, metrics, Rebuild::Incremental).await.map_err(anyhow::Error::from),
+        Err(e) => Err(e.into()),
+    };
+    match result {
+        Ok(report) => tracing::info!(
+            scope = ?report.scope,
+            through_commit = report.through_seq,
+            seconds = started.elapsed().as_secs_f64(),
+            "marts updated"
+        ),
+        Err(e) => tracing::warn!(error = %e, "updating the marts failed; retrying at the next interval"),
     }
 }
 

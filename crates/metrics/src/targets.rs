@@ -1,6 +1,6 @@
 //! `pipelines/targets.toml`: the agreement's targets and the fee-based permit types, as data the models
 //! read through tables (`fee_based_permit_types`, `processing_targets`, `appointment_targets`,
-//! `appeal_targets`), never as SQL literals.
+//! `appeal_targets`, `backlog_target`), never as SQL literals.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -108,6 +108,12 @@ impl Targets {
                 strings(self.processing_days.keys().map(String::as_str).collect()),
                 floats(self.processing_days.values().copied().map(Some).collect()),
             ],
+        )?;
+        register(
+            ctx,
+            "backlog_target",
+            &[("change_pct", false)],
+            vec![floats(vec![Some(self.backlog_change_target_pct)])],
         )?;
         register(
             ctx,

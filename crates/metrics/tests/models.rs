@@ -100,4 +100,36 @@ async fn check_golden(model: &str) {
     assert!(differences.is_empty(), "{model} differs from {}:\n{}", expected_path.display(), differences.join("\n"));
 }
 
+#[tokio::test]
+async fn data_quality_counts_rejections_on_the_day_they_arrived() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let input = dir.path().join("input.ndjson");
+    let valid = std::fs::read_to_string(fixture_dir("inflow").join("input.ndjson")).expect("fixture");
+    std::fs::write(&input, format!("{valid}not json\n{{\"event_type\": \"visa.granted\"}}\nnot json either\n"))
+        .expect("write input");
+    let mut warehouse = Warehouse::open(dir.path().join("wh")).expect("open warehouse");
+    let reports =
+        ingest_files(&mut warehouse, &[input], &Pseudonymiser::development(), &Config::default().ingest, &mut |_| {})
+            .expect("ingest");
+    assert_eq!(reports[0].counts.rejected, 3);
+    materialize(&warehouse, &MetricsConfig::default(), Rebuild::Incremental).await.expect("materialize");
+    let ctx = session(&warehouse, &MetricsConfig::default()).await.expect("session");
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let sql = "SELECT period, detail, occurrences FROM data_quality WHERE issue = 'rejection' ORDER BY detail";
+    let quality = ctx.sql(sql).await.expect("sql").collect().await.expect("rows");
+    let sql = format!(
+        "SELECT '{today}' AS period, rule AS detail, count(*) AS occurrences FROM _rejections GROUP BY rule ORDER BY rule"
+    );
+    let rejections = ctx.sql(&sql).await.expect("sql").collect().await.expect("rows");
+    let text =
+        |batches: &[RecordBatch]| arrow::util::pretty::pretty_format_batches(batches).expect("format").to_string();
+    let (quality, rejections) = (text(&quality), text(&rejections));
+    assert_eq!(
+        quality.lines().skip(3).collect::<Vec<_>>(),
+        rejections.lines().skip(3).collect::<Vec<_>>(),
+        "data_quality:\n{quality}\n_rejections:\n{rejections}"
+    );
+    assert!(quality.contains("| 2 "), "two lines of invalid JSON on one day: {quality}");
+}
+
 include!(concat!(env!("OUT_DIR"), "/golden_tests.rs"));

@@ -1,6 +1,6 @@
 //! Real services for permitflow's tests: a single-node Apache Kafka broker (KRaft) on a free loopback
 //! port, started with `deploy/local/kafka.sh` (the same launcher people use) and stopped on drop, plus
-//! small producer and reader helpers.
+//! small producer and reader helpers; and DuckDB, the second engine that reads the warehouse.
 //!
 //! This crate is for tests and benchmarks only; nothing in the pipeline depends on it. A broker that
 //! cannot start is an error that says why (Java 17 and Maven are needed once to fetch the jars): tests
@@ -17,6 +17,10 @@
 //! # Ok::<(), permitflow_testkit::TestkitError>(())
 //! ```
 #![warn(missing_docs)]
+
+mod duckdb;
+
+pub use duckdb::{duckdb_indicators, duckdb_python};
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -52,6 +56,17 @@ pub enum TestkitError {
         /// What was being done.
         context: String,
         /// The error.
+        message: String,
+    },
+    /// Installing or running DuckDB failed.
+    #[error(
+        "DuckDB (the second engine of the tests), {step}: {message}\n\
+         It needs python3 with venv and, on first use, access to PyPI."
+    )]
+    DuckDb {
+        /// What was being done.
+        step: String,
+        /// Its output.
         message: String,
     },
     /// A file system operation failed.

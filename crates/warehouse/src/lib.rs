@@ -62,7 +62,7 @@ use tracing::{debug, info_span, warn};
 pub use log::{
     COMMITS_DIR, Commit, CommitLog, CommittedFile, Counts, FileProgress, OffsetConflict, SourceRange, TopicPartition,
 };
-pub use marts::{MART_PARTITION, MART_SCHEMA_FILE, MartLock};
+pub use marts::{MART_PARTITION, MART_SCHEMAS_DIR, MartLock};
 pub use rejections::{REJECTIONS_DIR, REJECTIONS_TABLE, RejectionBuffer, rejections_schema};
 pub use tables::{MARTS_DIR, mart_dir, register_tables};
 

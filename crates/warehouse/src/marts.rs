@@ -1,6 +1,7 @@
 //! Mart storage: `<warehouse>/marts/<name>/year=<YYYY>/data.parquet`, one file per year, each replaced
 //! atomically (write, then rename over), so a reader sees a year's old or new figures, never a mix.
-//! `<name>/_schema` is a zero-row Parquet file with the mart's schema (an empty mart is still a table);
+//! `marts/_schemas/<name>.parquet` is a zero-row Parquet file with the mart's schema (an empty mart is still
+//! a table; kept outside the mart's directory, which holds only its partitions, as engines expect);
 //! `marts/_state.json` is the materialiser's record of what the marts cover; `marts/_lock` is held while
 //! one process materialises.
 
@@ -11,12 +12,12 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 
 use crate::tables::mart_dir;
-use crate::{IN_PROGRESS_SUFFIX, MARTS_DIR, Warehouse, WarehouseError, log, write_parquet};
+use crate::{IN_PROGRESS_SUFFIX, MARTS_DIR, Warehouse, WarehouseError, WriterLock, log, write_parquet};
 
 /// Hive partition column of every mart: the year a row's period belongs to (the ISO year for weeks).
 pub const MART_PARTITION: &str = "year";
-/// File in each mart directory that holds the schema.
-pub const MART_SCHEMA_FILE: &str = "_schema";
+/// Directory (inside `marts/`) of the zero-row files that hold each mart's schema.
+pub const MART_SCHEMAS_DIR: &str = "_schemas";
 const STATE_FILE: &str = "_state.json";
 const LOCK_FILE: &str = "_lock";
 
@@ -56,7 +57,9 @@ impl Warehouse {
     pub fn set_mart_schema(&self, name: &str, schema: &SchemaRef, keep: &[String]) -> Result<(), WarehouseError> {
         let dir = mart_dir(&self.root, name);
         fs::create_dir_all(&dir).map_err(|e| WarehouseError::io(&dir, e))?;
-        self.replace_file(&dir, MART_SCHEMA_FILE, &RecordBatch::new_empty(schema.clone()))?;
+        let schemas = self.root.join(MARTS_DIR).join(MART_SCHEMAS_DIR);
+        fs::create_dir_all(&schemas).map_err(|e| WarehouseError::io(&schemas, e))?;
+        self.replace_file(&schemas, &format!("{name}.parquet"), &RecordBatch::new_empty(schema.clone()))?;
         let old_layout = dir.join("data.parquet");
         if old_layout.exists() {
             fs::remove_file(&old_layout).map_err(|e| WarehouseError::io(&old_layout, e))?;
@@ -106,9 +109,28 @@ impl Warehouse {
     }
 
     fn replace_file(&self, dir: &Path, name: &str, batch: &RecordBatch) -> Result<(), WarehouseError> {
+        self.remove_abandoned(dir, name)?;
         let staged = dir.join(format!("{name}.{}{IN_PROGRESS_SUFFIX}", self.writer_id()?));
         write_parquet(&staged, batch, self.properties.clone())?;
         rename(&staged, &dir.join(name))
+    }
+}
+
+impl Warehouse {
+    /// Removes `<name>.<writer>.inprogress` files of writers that died while replacing `name`.
+    fn remove_abandoned(&self, dir: &Path, name: &str) -> Result<(), WarehouseError> {
+        let prefix = format!("{name}.");
+        let entries = fs::read_dir(dir).map_err(|e| WarehouseError::io(dir, e))?;
+        for entry in entries.flatten() {
+            let file_name = entry.file_name().to_string_lossy().into_owned();
+            let writer = file_name.strip_prefix(&prefix).and_then(|rest| rest.strip_suffix(IN_PROGRESS_SUFFIX));
+            if let Some(writer) = writer
+                && !WriterLock::is_live(&self.root, writer)
+            {
+                fs::remove_file(entry.path()).map_err(|e| WarehouseError::io(entry.path(), e))?;
+            }
+        }
+        Ok(())
     }
 }
 

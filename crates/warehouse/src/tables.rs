@@ -9,7 +9,7 @@ use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTable
 use datafusion::prelude::SessionContext;
 
 use crate::rejections::{REJECTIONS_DIR, REJECTIONS_TABLE, rejections_schema};
-use crate::{EVENTS_DIR, MART_PARTITION, MART_SCHEMA_FILE, Warehouse, WarehouseError, stored_projection};
+use crate::{EVENTS_DIR, MART_PARTITION, MART_SCHEMAS_DIR, Warehouse, WarehouseError, stored_projection};
 
 /// Directory of the marts inside the warehouse.
 pub const MARTS_DIR: &str = "marts";
@@ -49,17 +49,18 @@ pub fn register_tables(ctx: &SessionContext, warehouse: &Warehouse) -> Result<()
     let rejections = listing(&warehouse.root().join(REJECTIONS_DIR), rejections_schema(), None)?;
     ctx.register_table(REJECTIONS_TABLE, rejections)?;
     let marts = warehouse.root().join(MARTS_DIR);
-    if let Ok(entries) = std::fs::read_dir(&marts) {
+    if let Ok(entries) = std::fs::read_dir(marts.join(MART_SCHEMAS_DIR)) {
         for entry in entries.flatten() {
-            let schema_file = entry.path().join(MART_SCHEMA_FILE);
-            if schema_file.exists() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                let file = std::fs::File::open(&schema_file).map_err(|e| WarehouseError::io(&schema_file, e))?;
-                let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-                    .map_err(|source| WarehouseError::Parquet { path: schema_file.clone(), source })?;
-                let schema = reader.schema().clone();
-                ctx.register_table(name.as_str(), listing(&entry.path(), schema, Some(MART_PARTITION))?)?;
-            }
+            let schema_file = entry.path();
+            let Some(name) = schema_file.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".parquet"))
+            else {
+                continue;
+            };
+            let file = std::fs::File::open(&schema_file).map_err(|e| WarehouseError::io(&schema_file, e))?;
+            let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                .map_err(|source| WarehouseError::Parquet { path: schema_file.clone(), source })?;
+            let schema = reader.schema().clone();
+            ctx.register_table(name, listing(&marts.join(name), schema, Some(MART_PARTITION))?)?;
         }
     }
     Ok(())

@@ -1,0 +1,91 @@
+//! Materialisation of every mart over a long history, the incremental update after late events, and the
+//! same indicator queries run by DuckDB on the same files, side by side.
+//!
+//! `cargo bench -p permitflow-metrics --bench materialize` builds a 10-year `--scale 1` history (about
+//! 3.8 million events; generating and ingesting it takes a few minutes), then prints:
+//! - full: every mart from scratch (target < 20 s on 2 cores);
+//! - incremental: after adding 1 % late events (a tenth of a year of new events dated in the last year),
+//!   the update of the touched periods (target < 10 % of full);
+//! - DuckDB: `tests/duckdb/indicators.py` over the same warehouse.
+//!
+//! `PERMITFLOW_BENCH_YEARS` and `PERMITFLOW_BENCH_SCALE` change the history. Without `--bench` (as
+//! `cargo test` runs it) it checks itself on a small history instead.
+
+use std::time::Instant;
+
+use permitflow_gen::{GenConfig, generate};
+use permitflow_metrics::{MetricsConfig, Rebuild, Scope, materialize};
+use permitflow_pipeline::{Config, ingest_files};
+use permitflow_schema::Pseudonymiser;
+use permitflow_warehouse::Warehouse;
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let measuring = std::env::args().any(|a| a == "--bench");
+    let years: u32 = if measuring { env_or("PERMITFLOW_BENCH_YEARS", 10) } else { 2 };
+    let scale: f64 = if measuring { env_or("PERMITFLOW_BENCH_SCALE", 1.0) } else { 0.01 };
+    let dir = tempfile::tempdir()?;
+    let history = GenConfig { years, scale, ..GenConfig::default() };
+    let last_year = history.start_year + years as i32 - 1;
+    // 1 % of the history: a tenth of a year's events, other seed, all dated in the last year.
+    let late = GenConfig {
+        seed: history.seed + 1,
+        start_year: last_year,
+        years: 1,
+        scale: scale * f64::from(years) / 100.0,
+        ..GenConfig::default()
+    };
+
+    let started = Instant::now();
+    let generated = generate(&history, &dir.path().join("history"), &mut |_, _| {})?;
+    let late_generated = generate(&late, &dir.path().join("late"), &mut |_, _| {})?;
+    let mut warehouse = Warehouse::open(dir.path().join("warehouse"))?;
+    let ingest = |warehouse: &mut Warehouse, files: &[std::path::PathBuf]| {
+        ingest_files(warehouse, files, &Pseudonymiser::development(), &Config::default().ingest, &mut |_| {})
+    };
+    ingest(&mut warehouse, &generated.files)?;
+    println!(
+        "history: {years} years at scale {scale}: {} events ({:.0} MB NDJSON), generated and ingested in {:.0} s",
+        generated.lines,
+        generated.bytes as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    );
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let config = MetricsConfig::default();
+    let started = Instant::now();
+    let report = runtime.block_on(materialize(&warehouse, &config, Rebuild::Full))?;
+    let full_s = started.elapsed().as_secs_f64();
+    let rows: usize = report.marts.iter().map(|m| m.rows).sum();
+    println!("full:        {full_s:>6.2} s  ({} marts, {rows} rows; target < 20 s)", report.marts.len());
+
+    ingest(&mut warehouse, &late_generated.files)?;
+    let started = Instant::now();
+    let report = runtime.block_on(materialize(&warehouse, &config, Rebuild::Incremental))?;
+    let incremental_s = started.elapsed().as_secs_f64();
+    assert_eq!(report.scope, Scope::FromYear(last_year), "late events of {last_year} touch {last_year} on only");
+    println!(
+        "incremental: {incremental_s:>6.2} s  after {} late events ({:?}; {:.1} % of full, target < 10 %)",
+        late_generated.lines,
+        report.scope,
+        100.0 * incremental_s / full_s
+    );
+
+    let started = Instant::now();
+    let output = permitflow_testkit::duckdb_indicators(&dir.path().join("warehouse"))?;
+    let total_s = started.elapsed().as_secs_f64();
+    let queries_s = output
+        .split("\"seconds\":")
+        .nth(1)
+        .and_then(|rest| rest.split([',', '}']).next())
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .ok_or_else(|| format!("no timing in DuckDB output: {output}"))?;
+    println!(
+        "DuckDB:      {queries_s:>6.2} s  for the indicator queries of tests/duckdb/indicators.py \
+         ({total_s:.1} s with start-up and mart counts)"
+    );
+    Ok(())
+}

@@ -1,0 +1,96 @@
+"""Indicator queries written independently in DuckDB SQL over a permitflow warehouse.
+
+    python indicators.py WAREHOUSE_DIR
+
+Reads the event tables and the marts as a BI tool would (Hive partitioning, Parquet timestamps in UTC)
+and prints one JSON object: {"seconds": <time of the indicator queries>, "indicators": {name: rows},
+"marts": {name: row count}}. Each indicator row is [key, ..., value]. permitflow's end-to-end test compares
+these with its own marts; the materialisation benchmark times them.
+"""
+import json
+import sys
+import time
+
+import duckdb
+
+INDICATORS = {
+    # Applications per month and permit type, each event_id once.
+    "inflow_month": """
+        SELECT strftime(occurred_at, '%Y-%m') AS month, permit_type, count(DISTINCT event_id)::DOUBLE
+        FROM applications GROUP BY ALL""",
+    # E-service share per year, all permit types.
+    "e_service_share_year": """
+        SELECT strftime(occurred_at, '%Y'), avg(CASE WHEN channel = 'e_service' THEN 1.0 ELSE 0.0 END)
+        FROM (SELECT DISTINCT ON (event_id) * FROM applications) GROUP BY ALL""",
+    # Median and 90th percentile of processing days per year of decision and permit type.
+    "processing_days_year": """
+        WITH first_submission AS (
+          SELECT application_id, min(occurred_at) AS submitted_at FROM applications GROUP BY application_id),
+        decided AS (SELECT DISTINCT ON (event_id) * FROM decisions)
+        SELECT strftime(d.occurred_at, '%Y'), d.permit_type,
+               quantile_cont(epoch_us(d.occurred_at) - epoch_us(a.submitted_at), 0.5) / 86400e6,
+               quantile_cont(epoch_us(d.occurred_at) - epoch_us(a.submitted_at), 0.9) / 86400e6
+        FROM decided d JOIN first_submission a USING (application_id) GROUP BY ALL""",
+    # Decisions per person-year for the agency per year (latest staff report per employee and month).
+    "decisions_per_person_year_year": """
+        WITH latest AS (
+          SELECT * FROM staff
+          QUALIFY row_number() OVER (PARTITION BY employee_ref, month ORDER BY occurred_at DESC, event_id DESC) = 1),
+        py AS (
+          SELECT left(month, 4) AS year,
+                 sum(paid_days / (CASE WHEN (left(month, 4)::INT % 4 = 0 AND left(month, 4)::INT % 100 <> 0)
+                                         OR left(month, 4)::INT % 400 = 0 THEN 366 ELSE 365 END)
+                     * part_time_factor) AS person_years
+          FROM latest GROUP BY ALL),
+        dec AS (SELECT strftime(occurred_at, '%Y') AS year, count(DISTINCT event_id) AS n FROM decisions GROUP BY ALL)
+        SELECT py.year, dec.n / py.person_years FROM py JOIN dec USING (year)""",
+    # Applications pending at the end of each year, by permit type.
+    "backlog_year_end": """
+        WITH apps AS (
+          SELECT application_id, min(permit_type) AS permit_type, min(occurred_at) AS submitted_at
+          FROM applications GROUP BY application_id),
+        first_decision AS (SELECT application_id, min(occurred_at) AS decided_at FROM decisions GROUP BY ALL),
+        years AS (SELECT DISTINCT strftime(occurred_at, '%Y') AS year FROM applications),
+        bounds AS (SELECT year, make_timestamptz(year::INT + 1, 1, 1, 0, 0, 0, 'UTC') AS year_end FROM years)
+        SELECT b.year, a.permit_type, count(*)::DOUBLE
+        FROM bounds b JOIN apps a ON a.submitted_at < b.year_end
+        LEFT JOIN first_decision f USING (application_id)
+        WHERE f.decided_at IS NULL OR f.decided_at >= b.year_end
+        GROUP BY ALL""",
+    # Median wait for an identification appointment per month and service point.
+    "appointment_median_month": """
+        SELECT strftime(occurred_at, '%Y-%m'), service_point,
+               quantile_cont(epoch_us(first_free_slot_at) - epoch_us(occurred_at), 0.5) / 86400e6
+        FROM (SELECT DISTINCT ON (event_id) * FROM appointments) WHERE service = 'identification' GROUP BY ALL""",
+    # Share of resolved appeals returned for a legal error, per year.
+    "appeal_legal_error_share_year": """
+        SELECT strftime(occurred_at, '%Y'), avg(CASE WHEN result = 'returned_legal_error' THEN 1.0 ELSE 0.0 END)
+        FROM (SELECT DISTINCT ON (event_id) * FROM appeals) GROUP BY ALL""",
+}
+
+EVENT_TABLES = ["applications", "decisions", "appeals", "staff", "costs", "appointments"]
+MARTS = ["decisions_per_person_year", "cost_recovery", "backlog", "processing_times", "appointment_wait",
+         "channel_automation", "appeal_returns", "inflow"]
+
+
+def main(warehouse):
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    for table in EVENT_TABLES:
+        con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{warehouse}/events/{table}/*/*.parquet', "
+                    "hive_partitioning = true)")
+    marts = {}
+    for mart in MARTS:
+        marts[mart] = con.execute(f"SELECT count(*) FROM read_parquet('{warehouse}/marts/{mart}/*/*.parquet', "
+                                  "hive_partitioning = true)").fetchone()[0]
+    started = time.perf_counter()
+    results = {}
+    for name, sql in INDICATORS.items():
+        results[name] = [[None if v is None else (float(v) if isinstance(v, (int, float)) else str(v)) for v in row]
+                         for row in con.execute(sql).fetchall()]
+    seconds = time.perf_counter() - started
+    json.dump({"seconds": seconds, "indicators": results, "marts": marts}, sys.stdout)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
