@@ -53,10 +53,25 @@ fn demo_prints_the_indicators_and_says_it_uses_the_development_key() {
     assert_eq!(numbers.len(), 3, "{reconciled}");
     assert_eq!(numbers[0], numbers[1] + numbers[2], "read = accepted + rejected: {reconciled}");
     assert!(numbers[2] > 0, "the demo includes bad lines: {reconciled}");
-    assert!(Path::new(&warehouse).join("marts/decisions_per_person_year/data.parquet").exists());
+    assert!(Path::new(&warehouse).join("marts/decisions_per_person_year/year=2017/data.parquet").exists());
 
     let again = ok(permitflow(&["demo", "--warehouse", &warehouse, "--input", &input, "--scale", "0.02"]));
     assert!(again.contains("already ingested"), "{again}");
+    assert!(again.contains("nothing to do"), "the marts already cover every commit: {again}");
+
+    let report = ok(permitflow(&["report", "--warehouse", &warehouse, "--period", "2017"]));
+    assert!(report.contains("Indicators for 2017"), "{report}");
+    for indicator in ["processing time, median days", "identification appointment wait", "appeals returned"] {
+        assert!(report.contains(indicator), "{indicator}: {report}");
+    }
+    let missed = report.lines().filter(|l| l.ends_with("  MISSED")).count();
+    assert!(report.contains(&format!("{missed} target(s) MISSED")), "the summary counts the marked rows: {report}");
+    let csv = ok(permitflow(&["report", "--warehouse", &warehouse, "--period", "2017-03", "--format", "csv"]));
+    assert!(csv.starts_with("period,indicator,scope,value,target,status\n2017-03,"), "{csv}");
+    let json = ok(permitflow(&["report", "--warehouse", &warehouse, "--period", "2017", "--format", "json"]));
+    assert!(json.lines().all(|l| l.starts_with("{\"") && l.contains("\"period\":\"2017\"")), "{json}");
+    let output = run(permitflow(&["report", "--warehouse", &warehouse, "--period", "2031"]));
+    assert!(!output.status.success() && stderr(&output).contains("no figures for year 2031"), "{}", stderr(&output));
 }
 
 #[test]
