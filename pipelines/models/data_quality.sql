@@ -38,16 +38,20 @@ orphans AS (
   WHERE a.application_id IS NULL AND CAST(to_char(d.occurred_at, '%Y') AS INT) >= (SELECT from_year FROM scope)
   GROUP BY to_char(d.occurred_at, '%Y-%m-%d'), CAST(d.permit_type AS VARCHAR)
 ),
-reported AS (SELECT DISTINCT employee_ref, month, unit FROM all_staff),
+reported AS (
+  SELECT DISTINCT employee_ref, month, unit,
+         to_char(to_date(month || '-01') + INTERVAL '1 month', '%Y-%m') AS next_month
+  FROM all_staff
+),
+-- An anti join on plain columns (a hash join; NOT EXISTS over an expression became a nested loop).
 gaps AS (
-  SELECT 'month' AS period_type, to_char(to_date(r.month || '-01') + INTERVAL '1 month', '%Y-%m') AS period,
-         'staff_month_without_report' AS issue, r.unit AS detail, count(DISTINCT r.employee_ref) AS occurrences
+  SELECT 'month' AS period_type, r.next_month AS period, 'staff_month_without_report' AS issue, r.unit AS detail,
+         count(DISTINCT r.employee_ref) AS occurrences
   FROM reported r
-  WHERE NOT EXISTS (
-    SELECT 1 FROM reported n
-    WHERE n.employee_ref = r.employee_ref
-      AND n.month = to_char(to_date(r.month || '-01') + INTERVAL '1 month', '%Y-%m'))
-  GROUP BY to_char(to_date(r.month || '-01') + INTERVAL '1 month', '%Y-%m'), r.unit
+  LEFT JOIN (SELECT DISTINCT employee_ref, month FROM reported) n
+    ON n.employee_ref = r.employee_ref AND n.month = r.next_month
+  WHERE n.employee_ref IS NULL
+  GROUP BY r.next_month, r.unit
 ),
 gaps_in_scope AS (
   SELECT * FROM gaps

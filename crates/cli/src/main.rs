@@ -419,7 +419,8 @@ async fn run_materialize(warehouse: &Warehouse, config: &Config, rebuild: Rebuil
         Scope::Full { reason } => format!("every period ({reason})"),
         Scope::FromYear(year) => format!("the periods from {year} on"),
     };
-    let marts: Vec<String> = report.marts.iter().map(|r| format!("{} ({} rows)", r.name, r.rows)).collect();
+    let marts: Vec<String> =
+        report.marts.iter().map(|r| format!("{} ({} rows, {:.1} s)", r.name, r.rows, r.seconds)).collect();
     println!("materialized {scope} through commit {} in {seconds:.1} s: {}", report.through_seq, marts.join(", "));
     Ok(())
 }

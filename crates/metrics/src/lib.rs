@@ -289,6 +289,8 @@ pub struct MartReport {
     pub name: &'static str,
     /// Rows written.
     pub rows: usize,
+    /// Time spent computing and writing it, seconds.
+    pub seconds: f64,
 }
 
 /// The result of [`materialize`].
@@ -372,7 +374,9 @@ pub async fn materialize(
             _ => None,
         };
         let ctx = build_session(warehouse, &targets, calendar.as_ref(), from_year).await?;
+        let started = std::time::Instant::now();
         cache_shared_views(&ctx).await?;
+        info!(seconds = started.elapsed().as_secs_f64(), "shared views computed");
         for model in MODELS {
             marts.push(materialize_model(warehouse, &ctx, model, from_year).await?);
         }
@@ -402,6 +406,7 @@ async fn materialize_model(
 ) -> Result<MartReport, MetricsError> {
     let span = info_span!("model", mart = model.name);
     let _guard = span.enter();
+    let started = std::time::Instant::now();
     let context = format!("model pipelines/models/{}.sql", model.name);
     let frame = ctx.sql(model.sql).await.map_err(query_error(&context))?;
     let schema = mart_schema(frame.schema().as_arrow());
@@ -422,7 +427,7 @@ async fn materialize_model(
         }
     }
     warehouse.set_mart_schema(model.name, &schema, &keep)?;
-    Ok(MartReport { name: model.name, rows: batch.num_rows() })
+    Ok(MartReport { name: model.name, rows: batch.num_rows(), seconds: started.elapsed().as_secs_f64() })
 }
 
 /// The earliest year whose figures the new files can change, if any: the years of their event days, of
