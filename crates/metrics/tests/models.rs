@@ -34,8 +34,9 @@ fn ingest(warehouse: &mut Warehouse, file: PathBuf) {
 async fn mart_csv(warehouse: &Warehouse, model: &str) -> Vec<String> {
     let ctx = session(warehouse, &MetricsConfig::default()).await.expect("session");
     let sql = format!("SELECT * EXCLUDE (year) FROM {model}");
-    let batches: Vec<RecordBatch> = ctx.sql(&sql).await.expect("mart").collect().await.expect("rows");
-    let schema = ctx.sql(&sql).await.expect("mart").schema().as_arrow().clone();
+    let frame = ctx.sql(&sql).await.expect("mart");
+    let schema = frame.schema().as_arrow().clone();
+    let batches: Vec<RecordBatch> = frame.collect().await.expect("rows");
     let options = FormatOptions::default().with_null("");
     let mut rows = Vec::new();
     for batch in &batches {
