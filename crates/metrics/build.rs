@@ -5,7 +5,9 @@ use std::fmt::Write;
 use std::path::Path;
 
 fn main() {
-    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipelines/models");
+    // Read at run time: a build script binary reused from a cache may have been compiled in another checkout.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let models = Path::new(&manifest_dir).join("../../pipelines/models");
     println!("cargo::rerun-if-changed={}", models.display());
     let mut names: Vec<String> = std::fs::read_dir(&models)
         .expect("pipelines/models is readable")

@@ -53,17 +53,23 @@ FROM (
 -- `materialize_scope.from_year` is the first year being recomputed (0 in a full run).
 
 -- Each application once: its first submission (an application_id sent twice counts once, from the first).
+-- Months come from the UTC event date of the partition (the earliest time has the earliest date).
 CREATE VIEW application_submissions AS
-SELECT application_id, min(CAST(permit_type AS VARCHAR)) AS permit_type, min(occurred_at) AS submitted_at
+SELECT application_id, min(CAST(permit_type AS VARCHAR)) AS permit_type, min(occurred_at) AS submitted_at,
+       substr(min(event_date), 1, 7) AS submitted_month
 FROM all_applications
 GROUP BY application_id;
 
 -- When each application left the backlog: its first decision, but never before it was submitted.
 CREATE VIEW application_closures AS
-SELECT a.application_id, a.permit_type, a.submitted_at,
+SELECT a.application_id, a.permit_type, a.submitted_at, a.submitted_month,
        CASE WHEN d.decided_at IS NULL THEN NULL
             WHEN d.decided_at < a.submitted_at THEN a.submitted_at
-            ELSE d.decided_at END AS closed_at
+            ELSE d.decided_at END AS closed_at,
+       CASE WHEN d.decided_at IS NULL THEN NULL
+            WHEN d.decided_at < a.submitted_at THEN a.submitted_month
+            ELSE d.decided_month END AS closed_month
 FROM application_submissions a
-LEFT JOIN (SELECT application_id, min(occurred_at) AS decided_at FROM all_decisions GROUP BY application_id) d
+LEFT JOIN (SELECT application_id, min(occurred_at) AS decided_at, substr(min(event_date), 1, 7) AS decided_month
+           FROM all_decisions GROUP BY application_id) d
   ON d.application_id = a.application_id;

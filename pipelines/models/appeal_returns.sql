@@ -2,7 +2,7 @@
 -- returned for a legal or procedural error and for a different assessment of facts, with the targets of
 -- pipelines/targets.toml (NULL for a type without one, and for the 'all' row).
 WITH resolved AS (
-  SELECT substr(to_char(a.occurred_at, '%Y-%m'), 1, 4) AS period, CAST(a.permit_type AS VARCHAR) AS permit_type,
+  SELECT substr(a.event_date, 1, 4) AS period, CAST(a.permit_type AS VARCHAR) AS permit_type,
          CAST(a.result AS VARCHAR) AS result
   FROM unique_appeals a
 ),

@@ -5,7 +5,7 @@
 -- covers every service point.
 WITH target AS (SELECT max(target_days) AS target_days FROM appointment_targets WHERE service = 'identification'),
 waits AS (
-  SELECT to_char(a.occurred_at, '%Y-%m') AS month, a.service_point,
+  SELECT substr(a.event_date, 1, 7) AS month, a.service_point,
          CAST(arrow_cast(a.first_free_slot_at, 'Int64') - arrow_cast(a.occurred_at, 'Int64') AS DOUBLE)
            / 86400000000.0 AS days
   FROM unique_appointments a

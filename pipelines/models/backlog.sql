@@ -6,10 +6,11 @@
 -- movements before the period's end. It reads the whole history (all_applications, all_decisions).
 WITH movements AS (
   SELECT permit_type, month, sum(delta) AS delta FROM (
-    SELECT permit_type, to_char(submitted_at, '%Y-%m') AS month, 1 AS delta FROM application_closures
+    SELECT permit_type, submitted_month AS month, count(*) AS delta FROM application_closures
+    GROUP BY permit_type, submitted_month
     UNION ALL
-    SELECT permit_type, to_char(closed_at, '%Y-%m') AS month, -1 AS delta FROM application_closures
-    WHERE closed_at IS NOT NULL
+    SELECT permit_type, closed_month AS month, -count(*) AS delta FROM application_closures
+    WHERE closed_month IS NOT NULL GROUP BY permit_type, closed_month
   )
   GROUP BY permit_type, month
 ),

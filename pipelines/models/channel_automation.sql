@@ -1,19 +1,29 @@
 -- channel_automation (marts.md): per month (and year) and permit type, applications submitted and the
 -- share sent through the e-service; decisions made and the share made (partially) automatically.
 -- Shares are NULL where there is nothing to divide by.
-WITH apps AS (
-  SELECT p.period_type, p.period, CAST(a.permit_type AS VARCHAR) AS permit_type,
+WITH apps_by_month AS (
+  SELECT substr(event_date, 1, 7) AS month, CAST(permit_type AS VARCHAR) AS permit_type,
          count(*) AS applications,
-         sum(CASE WHEN CAST(a.channel AS VARCHAR) = 'e_service' THEN 1 ELSE 0 END) AS e_service
-  FROM unique_applications a JOIN periods p ON p.month = to_char(a.occurred_at, '%Y-%m')
-  GROUP BY p.period_type, p.period, CAST(a.permit_type AS VARCHAR)
+         sum(CASE WHEN CAST(channel AS VARCHAR) = 'e_service' THEN 1 ELSE 0 END) AS e_service
+  FROM unique_applications
+  GROUP BY substr(event_date, 1, 7), CAST(permit_type AS VARCHAR)
+),
+apps AS (
+  SELECT p.period_type, p.period, a.permit_type, sum(a.applications) AS applications, sum(a.e_service) AS e_service
+  FROM apps_by_month a JOIN periods p ON p.month = a.month
+  GROUP BY p.period_type, p.period, a.permit_type
+),
+decs_by_month AS (
+  SELECT substr(event_date, 1, 7) AS month, CAST(permit_type AS VARCHAR) AS permit_type,
+         count(*) AS decisions,
+         sum(CASE WHEN automated THEN 1 ELSE 0 END) AS automated
+  FROM unique_decisions
+  GROUP BY substr(event_date, 1, 7), CAST(permit_type AS VARCHAR)
 ),
 decs AS (
-  SELECT p.period_type, p.period, CAST(d.permit_type AS VARCHAR) AS permit_type,
-         count(*) AS decisions,
-         sum(CASE WHEN d.automated THEN 1 ELSE 0 END) AS automated
-  FROM unique_decisions d JOIN periods p ON p.month = to_char(d.occurred_at, '%Y-%m')
-  GROUP BY p.period_type, p.period, CAST(d.permit_type AS VARCHAR)
+  SELECT p.period_type, p.period, d.permit_type, sum(d.decisions) AS decisions, sum(d.automated) AS automated
+  FROM decs_by_month d JOIN periods p ON p.month = d.month
+  GROUP BY p.period_type, p.period, d.permit_type
 ),
 by_type AS (
   SELECT k.period_type, k.period, k.permit_type,

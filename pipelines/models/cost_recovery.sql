@@ -1,10 +1,15 @@
 -- cost_recovery (marts.md): 100 × fee revenue ÷ total cost per fee-based permit type and for the agency
 -- (the fee-based types together). Total cost = costs booked to the process + its share of overhead costs,
 -- split in proportion to the processes' own person-years (all non-overhead processes).
-WITH revenue AS (
-  SELECT p.period_type, p.period, CAST(a.permit_type AS VARCHAR) AS permit_type, sum(a.fee_eur) AS revenue
-  FROM unique_applications a JOIN periods p ON p.month = to_char(a.occurred_at, '%Y-%m')
-  GROUP BY p.period_type, p.period, CAST(a.permit_type AS VARCHAR)
+WITH revenue_by_month AS (
+  SELECT substr(event_date, 1, 7) AS month, CAST(permit_type AS VARCHAR) AS permit_type, sum(fee_eur) AS revenue
+  FROM unique_applications
+  GROUP BY substr(event_date, 1, 7), CAST(permit_type AS VARCHAR)
+),
+revenue AS (
+  SELECT p.period_type, p.period, a.permit_type, sum(a.revenue) AS revenue
+  FROM revenue_by_month a JOIN periods p ON p.month = a.month
+  GROUP BY p.period_type, p.period, a.permit_type
 ),
 booked AS (
   SELECT p.period_type, p.period, CAST(c.process AS VARCHAR) AS process, sum(c.amount_eur) AS amount

@@ -15,28 +15,29 @@ rejections AS (
   WHERE CAST(to_char(received_at, '%Y') AS INT) >= (SELECT from_year FROM scope)
   GROUP BY to_char(received_at, '%Y-%m-%d'), rule
 ),
+-- Event days: the UTC date of the partition; staff and costs are partitioned by month, so theirs is computed.
 copies AS (
-  SELECT 'applications' AS detail, event_id, occurred_at FROM applications
-  UNION ALL SELECT 'decisions', event_id, occurred_at FROM decisions
-  UNION ALL SELECT 'appeals', event_id, occurred_at FROM appeals
-  UNION ALL SELECT 'staff', event_id, occurred_at FROM staff
-  UNION ALL SELECT 'costs', event_id, occurred_at FROM costs
-  UNION ALL SELECT 'appointments', event_id, occurred_at FROM appointments
+  SELECT 'applications' AS detail, event_id, event_date AS day FROM applications
+  UNION ALL SELECT 'decisions', event_id, event_date FROM decisions
+  UNION ALL SELECT 'appeals', event_id, event_date FROM appeals
+  UNION ALL SELECT 'staff', event_id, to_char(occurred_at, '%Y-%m-%d') FROM staff
+  UNION ALL SELECT 'costs', event_id, to_char(occurred_at, '%Y-%m-%d') FROM costs
+  UNION ALL SELECT 'appointments', event_id, event_date FROM appointments
 ),
 duplicates AS (
-  SELECT 'day' AS period_type, to_char(occurred_at, '%Y-%m-%d') AS period, 'duplicate' AS issue, detail,
+  SELECT 'day' AS period_type, day AS period, 'duplicate' AS issue, detail,
          count(*) - count(DISTINCT event_id) AS occurrences
   FROM copies
-  WHERE CAST(to_char(occurred_at, '%Y') AS INT) >= (SELECT from_year FROM scope)
-  GROUP BY to_char(occurred_at, '%Y-%m-%d'), detail
+  WHERE CAST(substr(day, 1, 4) AS INT) >= (SELECT from_year FROM scope)
+  GROUP BY day, detail
 ),
 orphans AS (
-  SELECT 'day' AS period_type, to_char(d.occurred_at, '%Y-%m-%d') AS period,
+  SELECT 'day' AS period_type, d.event_date AS period,
          'decision_without_application' AS issue, CAST(d.permit_type AS VARCHAR) AS detail, count(*) AS occurrences
   FROM unique_decisions d
   LEFT JOIN application_submissions a ON a.application_id = d.application_id
-  WHERE a.application_id IS NULL AND CAST(to_char(d.occurred_at, '%Y') AS INT) >= (SELECT from_year FROM scope)
-  GROUP BY to_char(d.occurred_at, '%Y-%m-%d'), CAST(d.permit_type AS VARCHAR)
+  WHERE a.application_id IS NULL AND CAST(substr(d.event_date, 1, 4) AS INT) >= (SELECT from_year FROM scope)
+  GROUP BY d.event_date, CAST(d.permit_type AS VARCHAR)
 ),
 reported AS (
   SELECT DISTINCT employee_ref, month, unit,

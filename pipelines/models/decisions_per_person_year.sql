@@ -2,16 +2,17 @@
 -- for the agency, each permit type (own person-years + its share of overhead, split in proportion to
 -- the types' own person-years) and each unit (person-years of staff reported in that unit).
 WITH decision_months AS (
-  SELECT to_char(occurred_at, '%Y-%m') AS month, CAST(permit_type AS VARCHAR) AS permit_type, unit
+  SELECT substr(event_date, 1, 7) AS month, CAST(permit_type AS VARCHAR) AS permit_type, unit, count(*) AS decisions
   FROM unique_decisions
+  GROUP BY substr(event_date, 1, 7), CAST(permit_type AS VARCHAR), unit
 ),
 decisions_by_type AS (
-  SELECT p.period_type, p.period, d.permit_type, count(*) AS decisions
+  SELECT p.period_type, p.period, d.permit_type, sum(d.decisions) AS decisions
   FROM decision_months d JOIN periods p ON p.month = d.month
   GROUP BY p.period_type, p.period, d.permit_type
 ),
 decisions_by_unit AS (
-  SELECT p.period_type, p.period, d.unit, count(*) AS decisions
+  SELECT p.period_type, p.period, d.unit, sum(d.decisions) AS decisions
   FROM decision_months d JOIN periods p ON p.month = d.month
   GROUP BY p.period_type, p.period, d.unit
 ),

@@ -7,7 +7,7 @@
 -- sorted v[0..n-1] and h = (n − 1) × p, v[floor(h)] + (h − floor(h)) × (v[floor(h) + 1] − v[floor(h)]),
 -- computed here with integer ranks so that no rounding of h moves a rank.
 WITH timed AS (
-  SELECT to_char(d.occurred_at, '%Y-%m') AS month, CAST(d.permit_type AS VARCHAR) AS permit_type,
+  SELECT substr(d.event_date, 1, 7) AS month, CAST(d.permit_type AS VARCHAR) AS permit_type,
          CAST(arrow_cast(d.occurred_at, 'Int64') - arrow_cast(a.submitted_at, 'Int64') AS DOUBLE) / 86400000000.0
            AS days,
          a.application_id IS NULL AS missing

@@ -332,8 +332,14 @@ fn fingerprint(targets: &Targets) -> String {
 
 /// Shared views that the models read many times: computed once per materialisation and kept in memory
 /// (DataFusion inlines views, so they would otherwise be recomputed in every CTE that reads them).
-const CACHED_VIEWS: &[&str] =
-    &["person_years_by_process", "unique_applications", "unique_decisions", "unique_costs", "application_submissions"];
+const CACHED_VIEWS: &[&str] = &[
+    "person_years_by_process",
+    "unique_applications",
+    "unique_decisions",
+    "unique_costs",
+    "application_submissions",
+    "application_closures",
+];
 
 /// Brings the marts up to date with the committed events.
 pub async fn materialize(
