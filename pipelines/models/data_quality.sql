@@ -15,19 +15,25 @@ rejections AS (
   WHERE CAST(to_char(received_at, '%Y') AS INT) >= (SELECT from_year FROM scope)
   GROUP BY to_char(received_at, '%Y-%m-%d'), rule
 ),
--- Event days: the UTC date of the partition; staff and costs are partitioned by month, so theirs is computed.
-copies AS (
-  SELECT 'applications' AS detail, event_id, event_date AS day FROM applications
-  UNION ALL SELECT 'decisions', event_id, event_date FROM decisions
-  UNION ALL SELECT 'appeals', event_id, event_date FROM appeals
-  UNION ALL SELECT 'staff', event_id, to_char(occurred_at, '%Y-%m-%d') FROM staff
-  UNION ALL SELECT 'costs', event_id, to_char(occurred_at, '%Y-%m-%d') FROM costs
-  UNION ALL SELECT 'appointments', event_id, event_date FROM appointments
+-- Extra copies per event day = rows stored − rows of the unique_* view (the UTC date of the partition).
+-- Staff and costs are partitioned by month and have no unique_* view: their days are computed.
+extra_copies AS (
+  SELECT 'applications' AS detail, event_date AS day, count(*) AS copies FROM applications GROUP BY event_date
+  UNION ALL SELECT 'applications', event_date, -count(*) FROM unique_applications GROUP BY event_date
+  UNION ALL SELECT 'decisions', event_date, count(*) FROM decisions GROUP BY event_date
+  UNION ALL SELECT 'decisions', event_date, -count(*) FROM unique_decisions GROUP BY event_date
+  UNION ALL SELECT 'appeals', event_date, count(*) FROM appeals GROUP BY event_date
+  UNION ALL SELECT 'appeals', event_date, -count(*) FROM unique_appeals GROUP BY event_date
+  UNION ALL SELECT 'appointments', event_date, count(*) FROM appointments GROUP BY event_date
+  UNION ALL SELECT 'appointments', event_date, -count(*) FROM unique_appointments GROUP BY event_date
+  UNION ALL SELECT 'staff', day, count(*) - count(DISTINCT event_id)
+  FROM (SELECT to_char(occurred_at, '%Y-%m-%d') AS day, event_id FROM staff) GROUP BY day
+  UNION ALL SELECT 'costs', day, count(*) - count(DISTINCT event_id)
+  FROM (SELECT to_char(occurred_at, '%Y-%m-%d') AS day, event_id FROM costs) GROUP BY day
 ),
 duplicates AS (
-  SELECT 'day' AS period_type, day AS period, 'duplicate' AS issue, detail,
-         count(*) - count(DISTINCT event_id) AS occurrences
-  FROM copies
+  SELECT 'day' AS period_type, day AS period, 'duplicate' AS issue, detail, sum(copies) AS occurrences
+  FROM extra_copies
   WHERE CAST(substr(day, 1, 4) AS INT) >= (SELECT from_year FROM scope)
   GROUP BY day, detail
 ),
