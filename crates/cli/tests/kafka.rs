@@ -37,7 +37,16 @@ struct Setup {
 
 impl Setup {
     fn new() -> Setup {
-        let broker = KafkaBroker::start().unwrap_or_else(|e| panic!("{e}"));
+        Setup::with_broker(KafkaBroker::start().unwrap_or_else(|e| panic!("{e}")))
+    }
+
+    /// Topics are created and filled through the broker's plain listener; `permitflow run` connects to its
+    /// SASL_SSL listener.
+    fn secure() -> Setup {
+        Setup::with_broker(KafkaBroker::start_with_sasl_ssl().unwrap_or_else(|e| panic!("{e}")))
+    }
+
+    fn with_broker(broker: KafkaBroker) -> Setup {
         let topics: Vec<String> = TABLES.iter().map(|t| KafkaBroker::unique_name(t)).collect();
         for topic in &topics {
             broker.create_topic(topic, PARTITIONS).unwrap_or_else(|e| panic!("{e}"));
@@ -51,12 +60,19 @@ impl Setup {
         let path = self.dir.path().join(format!("{group}.toml"));
         let topics: String =
             TABLES.iter().zip(&self.topics).map(|(table, topic)| format!("{table} = \"{topic}\"\n")).collect();
+        let (bootstrap_servers, security) = match self.broker.secure_listener() {
+            Some(secure) => (
+                secure.bootstrap_servers.clone(),
+                secure.client_properties().iter().map(|(key, value)| format!("\"{key}\" = \"{value}\"\n")).collect(),
+            ),
+            None => (self.broker.bootstrap_servers(), String::new()),
+        };
         let text = format!(
-            "[kafka]\nbootstrap_servers = \"{}\"\ngroup_id = \"{group}\"\n\
+            "[kafka]\nbootstrap_servers = \"{bootstrap_servers}\"\ngroup_id = \"{group}\"\n\
              [kafka.properties]\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"1000\"\n\
+             {security}\
              [topics]\n{topics}\
-             [flush]\nmax_rows = {max_rows}\nmax_age_ms = 300\nmax_retry_backoff_ms = 2000\n",
-            self.broker.bootstrap_servers()
+             [flush]\nmax_rows = {max_rows}\nmax_age_ms = 300\nmax_retry_backoff_ms = 2000\n"
         );
         std::fs::write(&path, text).expect("write config");
         path
@@ -290,6 +306,29 @@ fn duplicates_and_bad_messages_are_stored_once_and_dead_lettered_once() {
         &setup.indicators(&from_files),
         "Kafka and file ingest give the same indicators",
     );
+}
+
+#[test]
+fn consumes_and_dead_letters_over_tls_with_sasl_authentication() {
+    let _serial = lock();
+    let setup = Setup::secure();
+    let generated = setup.produce_workload(&GenConfig { malformed_share: 0.01, ..small_chunk(0, 11) });
+    assert!(generated.malformed > 0, "{generated:?}");
+    let warehouse = setup.dir.path().join("wh");
+    let config = setup.config("secure", 500);
+    let text = std::fs::read_to_string(&config).expect("config");
+    assert!(text.contains("SASL_SSL") && !text.contains(&setup.broker.bootstrap_servers()), "{text}");
+
+    let out = setup.run_to_end(&config, &warehouse);
+    let (consumed, stored, rejected) = totals(&out);
+    assert_eq!((consumed, rejected), (generated.lines, generated.malformed), "{out}");
+    assert_eq!(setup.stored(&warehouse), stored);
+    let letters: usize = setup
+        .topics
+        .iter()
+        .map(|topic| setup.broker.read_all(&format!("{topic}.dlq")).unwrap_or_else(|e| panic!("{e}")).len())
+        .sum();
+    assert_eq!(letters as u64, generated.malformed, "the dead-letter producer also connects over SASL_SSL");
 }
 
 #[test]

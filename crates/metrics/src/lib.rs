@@ -34,6 +34,7 @@
 #![warn(missing_docs)]
 
 mod calendar;
+mod percentile;
 mod targets;
 
 use std::collections::BTreeSet;
@@ -177,6 +178,7 @@ async fn build_session(
     from_year: Option<i32>,
 ) -> Result<SessionContext, MetricsError> {
     let ctx = SessionContext::new_with_config(SessionConfig::new().with_information_schema(true));
+    ctx.register_udaf(percentile::exact_percentile());
     register_tables(&ctx, warehouse)?;
     for event in warehouse.contract().events() {
         let table = event.table.as_str();

@@ -14,6 +14,10 @@ use crate::PipelineError;
 /// Prefix of environment variables that override the file (`PERMITFLOW__WAREHOUSE__PATH`).
 pub const ENV_PREFIX: &str = "PERMITFLOW";
 
+/// librdkafka properties from the environment, for secrets that do not belong in a file:
+/// `PERMITFLOW__KAFKA__PROPERTIES__SASL_PASSWORD=…` sets `sasl.password` (the name lower-cased, `_` → `.`).
+pub const KAFKA_PROPERTY_ENV_PREFIX: &str = "PERMITFLOW__KAFKA__PROPERTIES__";
+
 /// Everything a permitflow command can be configured with.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -113,15 +117,25 @@ impl Config {
             }
             builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
         }
+        let environment: config::Map<String, String> = environment.unwrap_or_else(|| std::env::vars().collect());
+        let (properties, environment): (config::Map<String, String>, config::Map<String, String>) =
+            environment.into_iter().partition(|(name, _)| name.starts_with(KAFKA_PROPERTY_ENV_PREFIX));
         builder = builder.add_source(
-            config::Environment::with_prefix(ENV_PREFIX).prefix_separator("__").separator("__").source(environment),
+            config::Environment::with_prefix(ENV_PREFIX)
+                .prefix_separator("__")
+                .separator("__")
+                .source(Some(environment)),
         );
-        let config: Config = builder.build().and_then(|c| c.try_deserialize()).map_err(|e| {
+        let mut config: Config = builder.build().and_then(|c| c.try_deserialize()).map_err(|e| {
             PipelineError::Config(match file {
                 Some(path) => format!("{}: {e}", path.display()),
                 None => e.to_string(),
             })
         })?;
+        for (name, value) in properties {
+            let property = name[KAFKA_PROPERTY_ENV_PREFIX.len()..].to_lowercase().replace('_', ".");
+            config.kafka.properties.insert(property, value);
+        }
         config.validate()?;
         Ok(config)
     }
@@ -207,11 +221,20 @@ mod tests {
             "[kafka]\ngroup_id = \"from-file\"\n[kafka.properties]\n\"security.protocol\" = \"SSL\"\n",
         )
         .expect("write");
-        let env = [("PERMITFLOW__TOPICS__DECISIONS".to_string(), "migri.decisions".to_string())].into_iter().collect();
+        let env = [
+            ("PERMITFLOW__TOPICS__DECISIONS", "migri.decisions"),
+            ("PERMITFLOW__KAFKA__PROPERTIES__SASL_PASSWORD", "s3cret"),
+            ("PERMITFLOW__KAFKA__PROPERTIES__SECURITY_PROTOCOL", "SASL_SSL"),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect();
         let config = Config::load_from(Some(&path), Some(env)).expect("loads");
         assert_eq!(config.topics.decisions, "migri.decisions");
         assert_eq!(config.kafka.group_id, "from-file");
-        assert_eq!(config.kafka.properties.get("security.protocol").map(String::as_str), Some("SSL"));
+        assert_eq!(config.kafka.properties.get("security.protocol").map(String::as_str), Some("SASL_SSL"));
+        assert_eq!(config.kafka.properties.get("sasl.password").map(String::as_str), Some("s3cret"));
+        assert_eq!(config.kafka.properties.len(), 2, "{:?}", config.kafka.properties);
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! The Kafka run loop: consumer group → decoder → warehouse commits, exactly once.
 //!
 //! Each assigned partition has its own buffer (a decoder, the rejections and the dead letters of one
-//! contiguous offset range). A buffer is flushed when it reaches [`FlushConfig::max_rows`],
-//! [`FlushConfig::max_bytes`] or [`FlushConfig::max_age_ms`], when all buffers together reach
-//! [`FlushConfig::max_buffered_bytes`] (consumption stops while the flush runs), at the end in
-//! `--stop-at-end` mode, and on shutdown. A flush sends the dead letters and waits for their
+//! contiguous offset range). The buffers are flushed when one of them reaches [`FlushConfig::max_rows`],
+//! [`FlushConfig::max_bytes`] or [`FlushConfig::max_age_ms`], when all together reach
+//! [`FlushConfig::max_buffered_bytes`] (consumption stops while the flush runs), when one reaches its end
+//! in `--stop-at-end` mode, and on shutdown. A flush writes every non-empty buffer in one commit, with the
+//! rows of all partitions in one file per table and day: the files are as few and as large as the
+//! buffers allow (file count, not bytes, dominated the cost of a flush). A flush sends the dead letters and waits for their
 //! acknowledgement, stages the Parquet files, and commits them with the offset ranges they cover; the
 //! warehouse refuses a range that another instance committed first. Only then are group offsets committed
 //! to Kafka, for lag monitoring. A revoked partition's buffer is dropped and the next owner re-reads it
@@ -213,23 +215,21 @@ pub fn run_kafka(
             None => {}
         }
         let now = Instant::now();
+        let max_age = Duration::from_millis(flush.max_age_ms);
         let total: usize = run.buffers.values().map(|b| b.bytes).sum();
-        if total >= flush.max_buffered_bytes {
-            debug!(total, "buffer limit reached: flushing everything before consuming more");
-            run.flush_where(|b| !b.is_empty(), shutdown)?;
-        } else {
-            let max_age = Duration::from_millis(flush.max_age_ms);
-            run.flush_where(
-                |b| {
-                    b.counts.read as usize >= flush.max_rows
+        let due = total >= flush.max_buffered_bytes
+            || run.buffers.values().any(|b| {
+                !b.is_empty()
+                    && (b.counts.read as usize >= flush.max_rows
                         || b.bytes >= flush.max_bytes
                         || b.started.is_some_and(|t| now.duration_since(t) >= max_age)
-                },
-                shutdown,
-            )?;
+                        || ends.get(&b.tp).is_some_and(|end| b.next_offset >= *end))
+            });
+        if due {
+            debug!(total, "flushing every buffer");
+            run.flush_where(|b| !b.is_empty(), shutdown)?;
         }
         if let Some(targets) = &targets {
-            run.flush_where(|b| ends.get(&b.tp).is_some_and(|end| b.next_offset >= *end), shutdown)?;
             if last_end_check.elapsed() >= POLL && run.buffers.values().all(PartitionBuffer::is_empty) {
                 last_end_check = Instant::now();
                 if run.reached(targets)? {
@@ -355,12 +355,17 @@ impl Loop<'_> {
         self.dead_letters.send_all(&letters)?;
         let mut warehouse = lock(&self.warehouse);
         let mut pending = PendingCommit::new(format!("{}-{}-{from_offset}", first.tp.0, first.tp.1));
+        let mut by_table: BTreeMap<usize, Vec<&DecodedBatch>> = BTreeMap::new();
         for part in sealed {
             for batch in &part.batches {
-                warehouse.stage_events(&mut pending, batch.clone())?;
+                by_table.entry(batch.event).or_default().push(batch);
             }
             warehouse.stage_rejections(&mut pending, &part.rejections)?;
             pending.add_source(part.range(), part.counts);
+        }
+        for parts in by_table.into_values() {
+            let batch = DecodedBatch::concat(&parts).map_err(WarehouseError::from)?;
+            warehouse.stage_events(&mut pending, batch)?;
         }
         let commit = warehouse.commit(pending)?;
         drop(warehouse);

@@ -87,11 +87,62 @@ pub struct KafkaBroker {
     dir: tempfile::TempDir,
     port: u16,
     controller_port: u16,
+    secure: Option<SecureListener>,
+}
+
+/// A second listener of a [`KafkaBroker`] that takes only TLS connections authenticated with SASL/PLAIN,
+/// as production clusters do; topics are still created and filled through the plain listener.
+#[derive(Debug, Clone)]
+pub struct SecureListener {
+    /// `bootstrap.servers` of the secure listener.
+    pub bootstrap_servers: String,
+    /// PEM file of the broker's self-signed certificate (the client's `ssl.ca.location`).
+    pub ca_location: PathBuf,
+    /// The SASL/PLAIN user the broker knows.
+    pub username: String,
+    /// Its password.
+    pub password: String,
+}
+
+impl SecureListener {
+    /// The librdkafka properties a client needs to connect: `security.protocol`, `sasl.*`, `ssl.ca.location`.
+    pub fn client_properties(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("security.protocol", "SASL_SSL".to_string()),
+            ("sasl.mechanisms", "PLAIN".to_string()),
+            ("sasl.username", self.username.clone()),
+            ("sasl.password", self.password.clone()),
+            ("ssl.ca.location", self.ca_location.display().to_string()),
+        ]
+    }
 }
 
 /// The launcher script shared with people: `deploy/local/kafka.sh`.
 fn script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy/local/kafka.sh")
+}
+
+fn path_str(path: &std::path::Path) -> Result<&str, TestkitError> {
+    path.to_str().ok_or_else(|| TestkitError::Io(std::io::Error::other(format!("not UTF-8: {}", path.display()))))
+}
+
+/// Runs the JDK's `keytool` (beside `java`, as the broker needs Java anyway).
+fn keytool(args: &[&str]) -> Result<(), TestkitError> {
+    let program = std::env::var_os("JAVA_HOME")
+        .map(|home| PathBuf::from(home).join("bin/keytool"))
+        .filter(|path| path.exists())
+        .unwrap_or_else(|| PathBuf::from("keytool"));
+    let output = Command::new(&program).args(args).output().map_err(|e| TestkitError::BrokerStart {
+        command: format!("{} {}", program.display(), args.join(" ")),
+        message: format!("{e} (keytool comes with the JDK that runs the broker)"),
+    })?;
+    if output.status.success() {
+        return Ok(());
+    }
+    Err(TestkitError::BrokerStart {
+        command: format!("keytool {}", args.first().copied().unwrap_or_default()),
+        message: String::from_utf8_lossy(&output.stderr).into_owned(),
+    })
 }
 
 fn free_port() -> Result<u16, TestkitError> {
@@ -103,9 +154,95 @@ impl KafkaBroker {
     pub fn start() -> Result<KafkaBroker, TestkitError> {
         let dir = tempfile::Builder::new().prefix("permitflow-kafka-").tempdir()?;
         let (port, controller_port) = (free_port()?, free_port()?);
-        let broker = KafkaBroker { dir, port, controller_port };
+        let broker = KafkaBroker { dir, port, controller_port, secure: None };
         broker.launcher("start")?;
         Ok(broker)
+    }
+
+    /// Starts a broker with a second, SASL_SSL listener (see [`SecureListener`]): a self-signed
+    /// certificate for 127.0.0.1 made with the JDK's `keytool`, and one SASL/PLAIN user.
+    pub fn start_with_sasl_ssl() -> Result<KafkaBroker, TestkitError> {
+        let dir = tempfile::Builder::new().prefix("permitflow-kafka-").tempdir()?;
+        let (port, controller_port, secure_port) = (free_port()?, free_port()?, free_port()?);
+        let keystore = dir.path().join("broker.p12");
+        let ca_location = dir.path().join("ca.pem");
+        let store_password = "permitflow-test-store";
+        keytool(&[
+            "-genkeypair",
+            "-alias",
+            "broker",
+            "-keyalg",
+            "RSA",
+            "-keysize",
+            "2048",
+            "-validity",
+            "7",
+            "-dname",
+            "CN=localhost",
+            "-ext",
+            "SAN=ip:127.0.0.1,dns:localhost",
+            "-storetype",
+            "PKCS12",
+            "-keystore",
+            path_str(&keystore)?,
+            "-storepass",
+            store_password,
+            "-keypass",
+            store_password,
+        ])?;
+        keytool(&[
+            "-exportcert",
+            "-rfc",
+            "-alias",
+            "broker",
+            "-keystore",
+            path_str(&keystore)?,
+            "-storepass",
+            store_password,
+            "-file",
+            path_str(&ca_location)?,
+        ])?;
+        let secure = SecureListener {
+            bootstrap_servers: format!("127.0.0.1:{secure_port}"),
+            ca_location,
+            username: "permitflow".to_string(),
+            password: "permitflow-test-password".to_string(),
+        };
+        let broker = KafkaBroker { dir, port, controller_port, secure: Some(secure) };
+        broker.launcher("start")?;
+        Ok(broker)
+    }
+
+    /// The SASL_SSL listener, when started with [`KafkaBroker::start_with_sasl_ssl`].
+    pub fn secure_listener(&self) -> Option<&SecureListener> {
+        self.secure.as_ref()
+    }
+
+    /// Broker settings beyond the launcher's defaults.
+    fn extra_config(&self) -> String {
+        // Larger than the contract's 1 MiB, so that tests can send oversized events.
+        let mut config = format!("message.max.bytes={MAX_MESSAGE_BYTES}\n");
+        if let Some(secure) = &self.secure {
+            let (port, controller) = (self.port, self.controller_port);
+            let keystore = self.dir.path().join("broker.p12");
+            config.push_str(&format!(
+                "listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller},SASL_SSL://{secure}\n\
+                 advertised.listeners=PLAINTEXT://127.0.0.1:{port},SASL_SSL://{secure}\n\
+                 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL\n\
+                 sasl.enabled.mechanisms=PLAIN\n\
+                 listener.name.sasl_ssl.plain.sasl.jaas.config=\
+                 org.apache.kafka.common.security.plain.PlainLoginModule required user_{user}=\"{password}\";\n\
+                 ssl.keystore.type=PKCS12\n\
+                 ssl.keystore.location={keystore}\n\
+                 ssl.keystore.password=permitflow-test-store\n\
+                 ssl.key.password=permitflow-test-store\n",
+                secure = secure.bootstrap_servers,
+                user = secure.username,
+                password = secure.password,
+                keystore = keystore.display(),
+            ));
+        }
+        config
     }
 
     fn launcher(&self, action: &str) -> Result<(), TestkitError> {
@@ -116,8 +253,7 @@ impl KafkaBroker {
             .env("KAFKA_CONTROLLER_PORT", self.controller_port.to_string())
             .env("KAFKA_DIR", self.dir.path())
             .env("KAFKA_HEAP_OPTS", "-Xms128m -Xmx384m")
-            // Larger than the contract's 1 MiB, so that tests can send oversized events.
-            .env("KAFKA_EXTRA_CONFIG", format!("message.max.bytes={MAX_MESSAGE_BYTES}"))
+            .env("KAFKA_EXTRA_CONFIG", self.extra_config())
             .output()?;
         if output.status.success() {
             return Ok(());
