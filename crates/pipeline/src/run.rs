@@ -31,11 +31,11 @@ use crate::PipelineError;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FlushConfig {
-    /// Messages per partition buffer before it is flushed (default 200,000).
+    /// Messages in one partition's buffer before the buffers are flushed (default 200,000).
     pub max_rows: usize,
-    /// Message bytes per partition buffer before it is flushed (default 64 MiB).
+    /// Message bytes in one partition's buffer before the buffers are flushed (default 64 MiB).
     pub max_bytes: usize,
-    /// Age of the oldest buffered message before its partition is flushed, also when the partition is idle
+    /// Age of the oldest buffered message before the buffers are flushed, also when the partitions are idle
     /// (default 10,000 ms: the warehouse is at most about ten seconds behind).
     pub max_age_ms: u64,
     /// Message bytes buffered over all partitions before everything is flushed; consumption waits for the
