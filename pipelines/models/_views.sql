@@ -2,29 +2,21 @@
 -- Each indicator counts each event_id once: the unique_* views keep the first
 -- copy (by source position) of every event_id.
 
-CREATE VIEW unique_applications AS
-SELECT * EXCLUDE (copy_no) FROM (
-  SELECT *, row_number() OVER (PARTITION BY event_id ORDER BY source, source_offset) AS copy_no FROM applications
-) WHERE copy_no = 1;
+-- One statement for each table of UNIQUE_TABLES in crates/metrics/src/lib.rs (applications, decisions,
+-- appeals, costs, appointments), with {table} replaced by the table's name. The rows of an event_id stored
+-- once pass through a hash anti join; only the few event_ids stored more than once are sorted to find their
+-- first copy (a window over every row sorted whole tables).
+CREATE VIEW {table}_copied AS
+SELECT event_id FROM {table} GROUP BY event_id HAVING count(*) > 1;
 
-CREATE VIEW unique_decisions AS
+CREATE VIEW unique_{table} AS
+SELECT * FROM {table}
+WHERE NOT EXISTS (SELECT 1 FROM {table}_copied c WHERE c.event_id = {table}.event_id)
+UNION ALL
 SELECT * EXCLUDE (copy_no) FROM (
-  SELECT *, row_number() OVER (PARTITION BY event_id ORDER BY source, source_offset) AS copy_no FROM decisions
-) WHERE copy_no = 1;
-
-CREATE VIEW unique_appeals AS
-SELECT * EXCLUDE (copy_no) FROM (
-  SELECT *, row_number() OVER (PARTITION BY event_id ORDER BY source, source_offset) AS copy_no FROM appeals
-) WHERE copy_no = 1;
-
-CREATE VIEW unique_costs AS
-SELECT * EXCLUDE (copy_no) FROM (
-  SELECT *, row_number() OVER (PARTITION BY event_id ORDER BY source, source_offset) AS copy_no FROM costs
-) WHERE copy_no = 1;
-
-CREATE VIEW unique_appointments AS
-SELECT * EXCLUDE (copy_no) FROM (
-  SELECT *, row_number() OVER (PARTITION BY event_id ORDER BY source, source_offset) AS copy_no FROM appointments
+  SELECT *, row_number() OVER (PARTITION BY event_id ORDER BY source, source_offset) AS copy_no
+  FROM {table}
+  WHERE EXISTS (SELECT 1 FROM {table}_copied c WHERE c.event_id = {table}.event_id)
 ) WHERE copy_no = 1;
 
 -- The report that counts for each employee and month: latest occurred_at, ties to the greater event_id.

@@ -212,11 +212,21 @@ async fn build_session(
     Ok(ctx)
 }
 
-/// The statements of `_views.sql`: `--` comment lines removed, split on `;`.
+/// The statements of `_views.sql`: `--` comment lines removed, split on `;`; a statement that names
+/// `{table}` once for each of [`UNIQUE_TABLES`].
 fn view_statements() -> impl Iterator<Item = String> {
     let code: String =
         VIEWS_SQL.lines().filter(|line| !line.trim_start().starts_with("--")).map(|line| format!("{line}\n")).collect();
-    code.split(';').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect::<Vec<_>>().into_iter()
+    let statements: Vec<String> = code
+        .split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .flat_map(|statement| match statement.contains("{table}") {
+            true => UNIQUE_TABLES.iter().map(|(table, _)| statement.replace("{table}", table)).collect(),
+            false => vec![statement.to_string()],
+        })
+        .collect();
+    statements.into_iter()
 }
 
 /// The schema a mart is stored with: string views become plain strings, which every BI engine reads.
@@ -338,13 +348,19 @@ fn fingerprint(targets: &Targets) -> String {
 /// views must add it here; its golden test fails with "No field named ..." until then.
 const CACHED_VIEWS: &[(&str, &[&str])] = &[
     ("person_years_by_process", &[]),
-    ("unique_applications", &["event_date", "permit_type", "channel", "fee_eur"]),
-    ("unique_decisions", &["event_date", "occurred_at", "application_id", "permit_type", "unit", "automated"]),
-    ("unique_costs", &["month", "process", "amount_eur"]),
-    ("unique_appeals", &["event_date", "permit_type", "result"]),
-    ("unique_appointments", &["event_date", "occurred_at", "service", "service_point", "first_free_slot_at"]),
     ("application_submissions", &[]),
     ("application_closures", &[]),
+];
+
+/// The tables with a `unique_<table>` view (the `{table}` statements of `_views.sql`), each with the columns
+/// of it that the models read. Their `<table>_copied` and `unique_<table>` views are cached like
+/// [`CACHED_VIEWS`], before them.
+const UNIQUE_TABLES: &[(&str, &[&str])] = &[
+    ("applications", &["event_date", "permit_type", "channel", "fee_eur"]),
+    ("decisions", &["event_date", "occurred_at", "application_id", "permit_type", "unit", "automated"]),
+    ("costs", &["month", "process", "amount_eur"]),
+    ("appeals", &["event_date", "permit_type", "result"]),
+    ("appointments", &["event_date", "occurred_at", "service", "service_point", "first_free_slot_at"]),
 ];
 
 /// Brings the marts up to date with the committed events.
@@ -400,18 +416,28 @@ pub async fn materialize(
 }
 
 async fn cache_shared_views(ctx: &SessionContext) -> Result<(), MetricsError> {
-    for (view, columns) in CACHED_VIEWS {
-        let started = std::time::Instant::now();
-        let context = format!("computing the shared view {view}");
-        let mut frame = ctx.table(*view).await.map_err(query_error(&context))?;
-        if !columns.is_empty() {
-            frame = frame.select_columns(columns).map_err(query_error(&context))?;
-        }
-        let cached = frame.cache().await.map_err(query_error(&context))?;
-        ctx.deregister_table(*view).map_err(query_error(&context))?;
-        ctx.register_table(*view, cached.into_view()).map_err(query_error(&context))?;
-        debug!(view, seconds = started.elapsed().as_secs_f64(), "shared view computed");
+    for (table, columns) in UNIQUE_TABLES {
+        cache_view(ctx, &format!("{table}_copied"), &[]).await?;
+        cache_view(ctx, &format!("unique_{table}"), columns).await?;
     }
+    for (view, columns) in CACHED_VIEWS {
+        cache_view(ctx, view, columns).await?;
+    }
+    Ok(())
+}
+
+/// Computes `view` (only `columns` of it, unless empty) and replaces it by the result in memory.
+async fn cache_view(ctx: &SessionContext, view: &str, columns: &[&str]) -> Result<(), MetricsError> {
+    let started = std::time::Instant::now();
+    let context = format!("computing the shared view {view}");
+    let mut frame = ctx.table(view).await.map_err(query_error(&context))?;
+    if !columns.is_empty() {
+        frame = frame.select_columns(columns).map_err(query_error(&context))?;
+    }
+    let cached = frame.cache().await.map_err(query_error(&context))?;
+    ctx.deregister_table(view).map_err(query_error(&context))?;
+    ctx.register_table(view, cached.into_view()).map_err(query_error(&context))?;
+    debug!(view, seconds = started.elapsed().as_secs_f64(), "shared view computed");
     Ok(())
 }
 
