@@ -57,6 +57,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use permitflow_schema::{Contract, DecodedBatch, EventSchema};
+use rayon::prelude::*;
 use tracing::{debug, info_span, warn};
 
 pub use log::{
@@ -163,8 +164,9 @@ impl PendingCommit {
         self.staged.iter().map(|(f, _)| f)
     }
 
-    fn next_name(&self) -> String {
-        format!("part-{}-{:04}.parquet", self.stem, self.staged.len())
+    /// The name of the `index`-th file of this commit.
+    fn name_at(&self, index: usize) -> String {
+        format!("part-{}-{index:04}.parquet", self.stem)
     }
 }
 
@@ -325,6 +327,9 @@ impl Warehouse {
     }
 
     /// Writes one event table's rows as one staged Parquet file per Hive partition.
+    ///
+    /// The files are encoded in parallel (one task per partition on rayon's pool): a flush or a file batch
+    /// spans hundreds of days, and Parquet encoding with zstd is most of the time a commit takes.
     pub fn stage_events(&self, pending: &mut PendingCommit, decoded: DecodedBatch) -> Result<(), WarehouseError> {
         let event = &self.contract.events()[decoded.event];
         let (batch, spec) = (stored_batch(event, decoded.batch)?, &event.partition);
@@ -333,17 +338,35 @@ impl Warehouse {
             rows_by_key.entry(*key).or_default().push(row as u32);
         }
         let table_dir = self.table_dir(&event.table);
-        for (key, rows) in rows_by_key {
-            let part = if rows.len() == batch.num_rows() {
-                batch.clone()
-            } else {
-                take_record_batch(&batch, &UInt32Array::from(rows))?
-            };
-            let dir = table_dir.join(spec.dir_name(key));
-            let name = pending.next_name();
-            self.stage_file(pending, &event.table, &dir, &name, &part)?;
+        let writer = self.writer_id()?;
+        let parts: Vec<(PathBuf, String, Vec<u32>)> = rows_by_key
+            .into_iter()
+            .enumerate()
+            .map(|(i, (key, rows))| {
+                (table_dir.join(spec.dir_name(key)), pending.name_at(pending.staged.len() + i), rows)
+            })
+            .collect();
+        let written: Vec<Result<(CommittedFile, PathBuf), WarehouseError>> = parts
+            .into_par_iter()
+            .map(|(dir, name, rows)| {
+                let part = if rows.len() == batch.num_rows() {
+                    batch.clone()
+                } else {
+                    take_record_batch(&batch, &UInt32Array::from(rows))?
+                };
+                self.write_staged(&event.table, &dir, &name, writer, &part)
+            })
+            .collect();
+        let mut first_error = None;
+        for result in written {
+            match result {
+                Ok(file) => pending.staged.push(file),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Stages rejected inputs (a batch of [`RejectionBuffer::finish`]) into `_rejections`.
@@ -351,32 +374,34 @@ impl Warehouse {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        let name = pending.next_name();
-        self.stage_file(pending, REJECTIONS_TABLE, &self.root.join(REJECTIONS_DIR), &name, batch)
+        let name = pending.name_at(pending.staged.len());
+        let file =
+            self.write_staged(REJECTIONS_TABLE, &self.root.join(REJECTIONS_DIR), &name, self.writer_id()?, batch)?;
+        pending.staged.push(file);
+        Ok(())
     }
 
-    fn stage_file(
+    /// Writes `batch` as the staged file of `dir/name`; returns the file as it will be committed and where
+    /// it is staged.
+    fn write_staged(
         &self,
-        pending: &mut PendingCommit,
         table: &str,
         dir: &Path,
         name: &str,
+        writer: &str,
         batch: &RecordBatch,
-    ) -> Result<(), WarehouseError> {
+    ) -> Result<(CommittedFile, PathBuf), WarehouseError> {
         fs::create_dir_all(dir).map_err(|e| WarehouseError::io(dir, e))?;
         let final_path = dir.join(name);
-        let staged_path = dir.join(format!("{name}.{}{IN_PROGRESS_SUFFIX}", self.writer_id()?));
+        let staged_path = dir.join(format!("{name}.{writer}{IN_PROGRESS_SUFFIX}"));
         let bytes = write_parquet(&staged_path, batch, self.properties.clone())?;
-        pending.staged.push((
-            CommittedFile {
-                table: table.to_string(),
-                path: relative_path(&self.root, &final_path),
-                rows: batch.num_rows() as u64,
-                bytes,
-            },
-            staged_path,
-        ));
-        Ok(())
+        let file = CommittedFile {
+            table: table.to_string(),
+            path: relative_path(&self.root, &final_path),
+            rows: batch.num_rows() as u64,
+            bytes,
+        };
+        Ok((file, staged_path))
     }
 
     /// Records the staged files with their source positions, then makes them visible.
