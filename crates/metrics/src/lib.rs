@@ -46,6 +46,7 @@ use arrow::compute::{cast, concat_batches, filter_record_batch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimestampMicrosecondType};
 use arrow::error::ArrowError;
 use chrono::{DateTime, Datelike};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use permitflow_warehouse::{CommittedFile, REJECTIONS_TABLE, Warehouse, register_tables};
 use serde::{Deserialize, Serialize};
@@ -161,23 +162,41 @@ pub fn load_targets(warehouse: &Warehouse, config: &MetricsConfig) -> Result<Tar
     Targets::load(config.targets_file.as_deref(), &permit_types)
 }
 
+/// Parquet footers and page indexes kept per session. A warehouse holds one file per table and day (about
+/// 15,000 files for ten years), each footer read again by every scan once it fell out of DataFusion's
+/// default 50 MiB cache; ten years' footers take about 120 MiB.
+const METADATA_CACHE_BYTES: usize = 512 << 20;
+/// Directory listings kept per session (DataFusion's default, 1 MiB, holds about 5,000 files).
+const LIST_FILES_CACHE_BYTES: usize = 64 << 20;
+/// Per-file statistics kept per session (DataFusion's default is 20 MiB).
+const FILE_STATISTICS_CACHE_BYTES: usize = 256 << 20;
+
 /// A session with every event table, `_rejections`, every existing mart, the target tables, the periods
 /// and the shared views: what `permitflow query` and analysts' tools see.
 pub async fn session(warehouse: &Warehouse, config: &MetricsConfig) -> Result<SessionContext, MetricsError> {
     let targets = load_targets(warehouse, config)?;
     let calendar = Calendar::of(warehouse.log().commits().iter().flat_map(|c| &c.files));
-    build_session(warehouse, &targets, calendar.as_ref(), None).await
+    build_session(warehouse, &targets, calendar.as_ref(), None, false).await
 }
 
 /// The session of a materialisation: with `from_year`, the event tables hold (at least) the events of the
 /// periods from that year on and `periods`/`weeks` only those periods; `all_<table>` always holds everything.
+/// With `cache`, the [`CACHED_TABLES`] and the shared views the models read many times are computed once,
+/// as the session is built, and kept in memory (see [`CACHED_VIEWS`]).
 async fn build_session(
     warehouse: &Warehouse,
     targets: &Targets,
     calendar: Option<&Calendar>,
     from_year: Option<i32>,
+    cache: bool,
 ) -> Result<SessionContext, MetricsError> {
-    let ctx = SessionContext::new_with_config(SessionConfig::new().with_information_schema(true));
+    let runtime = RuntimeEnvBuilder::new()
+        .with_metadata_cache_limit(METADATA_CACHE_BYTES)
+        .with_object_list_cache_limit(LIST_FILES_CACHE_BYTES)
+        .with_file_statistics_cache_limit(FILE_STATISTICS_CACHE_BYTES)
+        .build_arc()
+        .map_err(query_error("creating the DataFusion runtime"))?;
+    let ctx = SessionContext::new_with_config_rt(SessionConfig::new().with_information_schema(true), runtime);
     ctx.register_udaf(percentile::exact_percentile());
     register_tables(&ctx, warehouse)?;
     for event in warehouse.contract().events() {
@@ -205,9 +224,17 @@ async fn build_session(
     )])?);
     ctx.register_table("materialize_scope", scope.map_err(query_error("materialize_scope"))?.into_view())
         .map_err(query_error("materialize_scope"))?;
+    if cache {
+        cache_tables(&ctx, from_year.is_none()).await?;
+    }
     for (number, statement) in view_statements().enumerate() {
         let context = format!("pipelines/models/_views.sql, statement {}", number + 1);
         ctx.sql(&statement).await.map_err(query_error(context))?;
+        // A view's plan is fixed when it is created, so a view is cached before the views that read it are.
+        let created = statement.strip_prefix("CREATE VIEW ").and_then(|rest| rest.split_whitespace().next());
+        if let Some((view, columns)) = created.filter(|_| cache).and_then(|v| cached_view_columns(v).map(|c| (v, c))) {
+            cache_view(&ctx, view, columns).await?;
+        }
     }
     Ok(ctx)
 }
@@ -342,19 +369,69 @@ fn fingerprint(targets: &Targets) -> String {
     hex::encode(hash.finalize())
 }
 
+/// The event tables the shared views and the models read, each with the columns they read: read from
+/// Parquet once per materialisation and kept in memory. A warehouse holds one file per table and day, and
+/// each scan of a table pays for every file again; the views and models read most tables four or five times.
+/// In a full materialisation `<table>` and `all_<table>` are the same cached table; in an incremental one only
+/// `<table>` (the years being recomputed) is cached, and `all_<table>` is read where a view needs the whole
+/// history. A view or model that needs another column must add it here; the golden tests fail with
+/// "No field named ..." until then.
+const CACHED_TABLES: &[(&str, &[&str])] = &[
+    (
+        "applications",
+        &[
+            "event_id",
+            "source",
+            "source_offset",
+            "event_date",
+            "occurred_at",
+            "application_id",
+            "permit_type",
+            "channel",
+            "fee_eur",
+        ],
+    ),
+    (
+        "decisions",
+        &[
+            "event_id",
+            "source",
+            "source_offset",
+            "event_date",
+            "occurred_at",
+            "application_id",
+            "permit_type",
+            "unit",
+            "automated",
+        ],
+    ),
+    ("costs", &["event_id", "source", "source_offset", "month", "occurred_at", "process", "amount_eur"]),
+    ("appeals", &["event_id", "source", "source_offset", "event_date", "permit_type", "result"]),
+    (
+        "appointments",
+        &[
+            "event_id",
+            "source",
+            "source_offset",
+            "event_date",
+            "occurred_at",
+            "service",
+            "service_point",
+            "first_free_slot_at",
+        ],
+    ),
+];
+
 /// Shared views that the models read many times: computed once per materialisation and kept in memory
 /// (DataFusion inlines views, so they would otherwise be recomputed in every CTE that reads them), each
 /// with only the columns the models read (an empty list: all). A model that needs another column of these
 /// views must add it here; its golden test fails with "No field named ..." until then.
-const CACHED_VIEWS: &[(&str, &[&str])] = &[
-    ("person_years_by_process", &[]),
-    ("application_submissions", &[]),
-    ("application_closures", &[]),
-];
+const CACHED_VIEWS: &[(&str, &[&str])] =
+    &[("person_years_by_process", &[]), ("application_submissions", &[]), ("application_closures", &[])];
 
 /// The tables with a `unique_<table>` view (the `{table}` statements of `_views.sql`), each with the columns
 /// of it that the models read. Their `<table>_copied` and `unique_<table>` views are cached like
-/// [`CACHED_VIEWS`], before them.
+/// [`CACHED_VIEWS`].
 const UNIQUE_TABLES: &[(&str, &[&str])] = &[
     ("applications", &["event_date", "permit_type", "channel", "fee_eur"]),
     ("decisions", &["event_date", "occurred_at", "application_id", "permit_type", "unit", "automated"]),
@@ -362,6 +439,22 @@ const UNIQUE_TABLES: &[(&str, &[&str])] = &[
     ("appeals", &["event_date", "permit_type", "result"]),
     ("appointments", &["event_date", "occurred_at", "service", "service_point", "first_free_slot_at"]),
 ];
+
+/// The columns to keep of a shared view that is cached (empty: all), or `None` when it is not cached.
+fn cached_view_columns(view: &str) -> Option<&'static [&'static str]> {
+    if let Some((_, columns)) = CACHED_VIEWS.iter().find(|(name, _)| *name == view) {
+        return Some(columns);
+    }
+    UNIQUE_TABLES.iter().find_map(|(table, columns)| {
+        if view.strip_prefix("unique_") == Some(table) {
+            Some(*columns)
+        } else if view.strip_suffix("_copied") == Some(table) {
+            Some(&[][..])
+        } else {
+            None
+        }
+    })
+}
 
 /// Brings the marts up to date with the committed events.
 pub async fn materialize(
@@ -401,10 +494,9 @@ pub async fn materialize(
             Scope::FromYear(year) => Some(year),
             _ => None,
         };
-        let ctx = build_session(warehouse, &targets, calendar.as_ref(), from_year).await?;
         let started = std::time::Instant::now();
-        cache_shared_views(&ctx).await?;
-        info!(seconds = started.elapsed().as_secs_f64(), "shared views computed");
+        let ctx = build_session(warehouse, &targets, calendar.as_ref(), from_year, true).await?;
+        info!(seconds = started.elapsed().as_secs_f64(), "event tables read and shared views computed");
         for model in MODELS {
             marts.push(materialize_model(warehouse, &ctx, model, from_year).await?);
         }
@@ -415,13 +507,20 @@ pub async fn materialize(
     Ok(MaterializeReport { scope, through_seq, marts })
 }
 
-async fn cache_shared_views(ctx: &SessionContext) -> Result<(), MetricsError> {
-    for (table, columns) in UNIQUE_TABLES {
-        cache_view(ctx, &format!("{table}_copied"), &[]).await?;
-        cache_view(ctx, &format!("unique_{table}"), columns).await?;
-    }
-    for (view, columns) in CACHED_VIEWS {
-        cache_view(ctx, view, columns).await?;
+/// Reads the [`CACHED_TABLES`] into memory: `all_<table>`, also registered as `<table>`, when `whole`;
+/// otherwise `<table>` alone.
+async fn cache_tables(ctx: &SessionContext, whole: bool) -> Result<(), MetricsError> {
+    for (table, columns) in CACHED_TABLES {
+        if whole {
+            let all = format!("all_{table}");
+            cache_view(ctx, &all, columns).await?;
+            let context = format!("registering {table}");
+            let provider = ctx.table_provider(all.as_str()).await.map_err(query_error(&context))?;
+            ctx.deregister_table(*table).map_err(query_error(&context))?;
+            ctx.register_table(*table, provider).map_err(query_error(&context))?;
+        } else {
+            cache_view(ctx, table, columns).await?;
+        }
     }
     Ok(())
 }
@@ -429,7 +528,7 @@ async fn cache_shared_views(ctx: &SessionContext) -> Result<(), MetricsError> {
 /// Computes `view` (only `columns` of it, unless empty) and replaces it by the result in memory.
 async fn cache_view(ctx: &SessionContext, view: &str, columns: &[&str]) -> Result<(), MetricsError> {
     let started = std::time::Instant::now();
-    let context = format!("computing the shared view {view}");
+    let context = format!("reading {view} into memory");
     let mut frame = ctx.table(view).await.map_err(query_error(&context))?;
     if !columns.is_empty() {
         frame = frame.select_columns(columns).map_err(query_error(&context))?;
@@ -437,7 +536,7 @@ async fn cache_view(ctx: &SessionContext, view: &str, columns: &[&str]) -> Resul
     let cached = frame.cache().await.map_err(query_error(&context))?;
     ctx.deregister_table(view).map_err(query_error(&context))?;
     ctx.register_table(view, cached.into_view()).map_err(query_error(&context))?;
-    debug!(view, seconds = started.elapsed().as_secs_f64(), "shared view computed");
+    debug!(view, seconds = started.elapsed().as_secs_f64(), "cached");
     Ok(())
 }
 
