@@ -374,53 +374,18 @@ fn fingerprint(targets: &Targets) -> String {
 /// each scan of a table pays for every file again; the views and models read most tables four or five times.
 /// In a full materialisation `<table>` and `all_<table>` are the same cached table; in an incremental one only
 /// `<table>` (the years being recomputed) is cached, and `all_<table>` is read where a view needs the whole
-/// history. A view or model that needs another column must add it here; the golden tests fail with
-/// "No field named ..." until then.
+/// history. Each keeps the [`IDENTITY_COLUMNS`] too. A view or model that needs another column must add it
+/// here; the golden tests fail with "No field named ..." until then.
 const CACHED_TABLES: &[(&str, &[&str])] = &[
-    (
-        "applications",
-        &[
-            "event_id",
-            "source",
-            "source_offset",
-            "event_date",
-            "occurred_at",
-            "application_id",
-            "permit_type",
-            "channel",
-            "fee_eur",
-        ],
-    ),
-    (
-        "decisions",
-        &[
-            "event_id",
-            "source",
-            "source_offset",
-            "event_date",
-            "occurred_at",
-            "application_id",
-            "permit_type",
-            "unit",
-            "automated",
-        ],
-    ),
-    ("costs", &["event_id", "source", "source_offset", "month", "occurred_at", "process", "amount_eur"]),
-    ("appeals", &["event_id", "source", "source_offset", "event_date", "permit_type", "result"]),
-    (
-        "appointments",
-        &[
-            "event_id",
-            "source",
-            "source_offset",
-            "event_date",
-            "occurred_at",
-            "service",
-            "service_point",
-            "first_free_slot_at",
-        ],
-    ),
+    ("applications", &["event_date", "occurred_at", "application_id", "permit_type", "channel", "fee_eur"]),
+    ("decisions", &["event_date", "occurred_at", "application_id", "permit_type", "unit", "automated"]),
+    ("costs", &["month", "occurred_at", "process", "amount_eur"]),
+    ("appeals", &["event_date", "permit_type", "result"]),
+    ("appointments", &["event_date", "occurred_at", "service", "service_point", "first_free_slot_at"]),
 ];
+
+/// The columns every cached table keeps besides its own: what the `unique_*` views deduplicate by.
+const IDENTITY_COLUMNS: &[&str] = &["event_id", "source", "source_offset"];
 
 /// Shared views that the models read many times: computed once per materialisation and kept in memory
 /// (DataFusion inlines views, so they would otherwise be recomputed in every CTE that reads them), each
@@ -510,16 +475,17 @@ pub async fn materialize(
 /// Reads the [`CACHED_TABLES`] into memory: `all_<table>`, also registered as `<table>`, when `whole`;
 /// otherwise `<table>` alone.
 async fn cache_tables(ctx: &SessionContext, whole: bool) -> Result<(), MetricsError> {
-    for (table, columns) in CACHED_TABLES {
+    for (table, own) in CACHED_TABLES {
+        let columns: Vec<&str> = IDENTITY_COLUMNS.iter().chain(own.iter()).copied().collect();
         if whole {
             let all = format!("all_{table}");
-            cache_view(ctx, &all, columns).await?;
+            cache_view(ctx, &all, &columns).await?;
             let context = format!("registering {table}");
             let provider = ctx.table_provider(all.as_str()).await.map_err(query_error(&context))?;
             ctx.deregister_table(*table).map_err(query_error(&context))?;
             ctx.register_table(*table, provider).map_err(query_error(&context))?;
         } else {
-            cache_view(ctx, table, columns).await?;
+            cache_view(ctx, table, &columns).await?;
         }
     }
     Ok(())
