@@ -46,7 +46,6 @@ use arrow::compute::{cast, concat_batches, filter_record_batch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimestampMicrosecondType};
 use arrow::error::ArrowError;
 use chrono::{DateTime, Datelike};
-use datafusion::datasource::MemTable;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use permitflow_warehouse::{CommittedFile, REJECTIONS_TABLE, Warehouse, register_tables};
@@ -197,13 +196,7 @@ async fn build_session(
         .with_file_statistics_cache_limit(FILE_STATISTICS_CACHE_BYTES)
         .build_arc()
         .map_err(query_error("creating the DataFusion runtime"))?;
-    let mut config = SessionConfig::new().with_information_schema(true);
-    if cache {
-        // The event tables are read whole, once: file statistics and page indexes would only be read to be
-        // ignored, for every one of thousands of files.
-        config = config.with_collect_statistics(false).with_parquet_page_index_pruning(false);
-    }
-    let ctx = SessionContext::new_with_config_rt(config, runtime);
+    let ctx = SessionContext::new_with_config_rt(SessionConfig::new().with_information_schema(true), runtime);
     ctx.register_udaf(percentile::exact_percentile());
     register_tables(&ctx, warehouse)?;
     for event in warehouse.contract().events() {
@@ -506,21 +499,9 @@ async fn cache_view(ctx: &SessionContext, view: &str, columns: &[&str]) -> Resul
     if !columns.is_empty() {
         frame = frame.select_columns(columns).map_err(query_error(&context))?;
     }
-    let schema = Arc::new(frame.schema().as_arrow().clone());
-    let partitions = frame.collect_partitioned().await.map_err(query_error(&context))?;
-    // A scan yields one small batch per file (a day); later operators run much faster on full batches.
-    let batch_rows = ctx.copied_config().batch_size();
-    let partitions = partitions
-        .iter()
-        .map(|batches| {
-            let whole = concat_batches(&schema, batches)?;
-            let slices = (0..whole.num_rows()).step_by(batch_rows);
-            Ok(slices.map(|offset| whole.slice(offset, batch_rows.min(whole.num_rows() - offset))).collect())
-        })
-        .collect::<Result<Vec<Vec<RecordBatch>>, ArrowError>>()?;
-    let table = MemTable::try_new(schema, partitions).map_err(query_error(&context))?;
+    let cached = frame.cache().await.map_err(query_error(&context))?;
     ctx.deregister_table(view).map_err(query_error(&context))?;
-    ctx.register_table(view, Arc::new(table)).map_err(query_error(&context))?;
+    ctx.register_table(view, cached.into_view()).map_err(query_error(&context))?;
     debug!(view, seconds = started.elapsed().as_secs_f64(), "cached");
     Ok(())
 }
