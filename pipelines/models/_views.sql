@@ -2,7 +2,7 @@
 -- Each indicator counts each event_id once: the unique_* views keep the first
 -- copy (by source position) of every event_id.
 
--- One statement for each table of UNIQUE_TABLES in crates/metrics/src/lib.rs (applications, decisions,
+-- One statement for each table of CACHED_TABLES in crates/metrics/src/lib.rs (applications, decisions,
 -- appeals, costs, appointments), with {table} replaced by the table's name. The rows of an event_id stored
 -- once pass through a hash anti join; only the few event_ids stored more than once are sorted to find their
 -- first copy (a window over every row sorted whole tables).

@@ -227,12 +227,15 @@ async fn build_session(
     if cache {
         cache_tables(&ctx, from_year.is_none()).await?;
     }
-    for (number, statement) in view_statements().enumerate() {
+    for (number, statement) in view_statements().iter().enumerate() {
         let context = format!("pipelines/models/_views.sql, statement {}", number + 1);
-        ctx.sql(&statement).await.map_err(query_error(context))?;
+        ctx.sql(statement).await.map_err(query_error(context))?;
         // A view's plan is fixed when it is created, so a view is cached before the views that read it are.
         let created = statement.strip_prefix("CREATE VIEW ").and_then(|rest| rest.split_whitespace().next());
-        if let Some((view, columns)) = created.filter(|_| cache).and_then(|v| cached_view_columns(v).map(|c| (v, c))) {
+        if cache
+            && let Some(view) = created
+            && let Some(columns) = cached_view_columns(view)
+        {
             cache_view(&ctx, view, columns).await?;
         }
     }
@@ -240,20 +243,18 @@ async fn build_session(
 }
 
 /// The statements of `_views.sql`: `--` comment lines removed, split on `;`; a statement that names
-/// `{table}` once for each of [`UNIQUE_TABLES`].
-fn view_statements() -> impl Iterator<Item = String> {
+/// `{table}` once for each of [`CACHED_TABLES`].
+fn view_statements() -> Vec<String> {
     let code: String =
         VIEWS_SQL.lines().filter(|line| !line.trim_start().starts_with("--")).map(|line| format!("{line}\n")).collect();
-    let statements: Vec<String> = code
-        .split(';')
+    code.split(';')
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .flat_map(|statement| match statement.contains("{table}") {
-            true => UNIQUE_TABLES.iter().map(|(table, _)| statement.replace("{table}", table)).collect(),
+            true => CACHED_TABLES.iter().map(|(table, _)| statement.replace("{table}", table)).collect(),
             false => vec![statement.to_string()],
         })
-        .collect();
-    statements.into_iter()
+        .collect()
 }
 
 /// The schema a mart is stored with: string views become plain strings, which every BI engine reads.
@@ -374,7 +375,7 @@ fn fingerprint(targets: &Targets) -> String {
 /// each scan of a table pays for every file again; the views and models read most tables four or five times.
 /// In a full materialisation `<table>` and `all_<table>` are the same cached table; in an incremental one only
 /// `<table>` (the years being recomputed) is cached, and `all_<table>` is read where a view needs the whole
-/// history. Each keeps the [`IDENTITY_COLUMNS`] too. A view or model that needs another column must add it
+/// history. Each keeps the [`IDENTITY_COLUMNS`] too; its `unique_<table>` view keeps the listed columns. A view or model that needs another column must add it
 /// here; the golden tests fail with "No field named ..." until then.
 const CACHED_TABLES: &[(&str, &[&str])] = &[
     ("applications", &["event_date", "occurred_at", "application_id", "permit_type", "channel", "fee_eur"]),
@@ -394,25 +395,16 @@ const IDENTITY_COLUMNS: &[&str] = &["event_id", "source", "source_offset"];
 const CACHED_VIEWS: &[(&str, &[&str])] =
     &[("person_years_by_process", &[]), ("application_submissions", &[]), ("application_closures", &[])];
 
-/// The tables with a `unique_<table>` view (the `{table}` statements of `_views.sql`), each with the columns
-/// of it that the models read. Their `<table>_copied` and `unique_<table>` views are cached like
-/// [`CACHED_VIEWS`].
-const UNIQUE_TABLES: &[(&str, &[&str])] = &[
-    ("applications", &["event_date", "permit_type", "channel", "fee_eur"]),
-    ("decisions", &["event_date", "occurred_at", "application_id", "permit_type", "unit", "automated"]),
-    ("costs", &["month", "process", "amount_eur"]),
-    ("appeals", &["event_date", "permit_type", "result"]),
-    ("appointments", &["event_date", "occurred_at", "service", "service_point", "first_free_slot_at"]),
-];
-
 /// The columns to keep of a shared view that is cached (empty: all), or `None` when it is not cached.
+/// Every [`CACHED_TABLES`] entry has a `<table>_copied` and a `unique_<table>` view (the `{table}` statements
+/// of `_views.sql`); `unique_<table>` keeps the table's own columns.
 fn cached_view_columns(view: &str) -> Option<&'static [&'static str]> {
     if let Some((_, columns)) = CACHED_VIEWS.iter().find(|(name, _)| *name == view) {
         return Some(columns);
     }
-    UNIQUE_TABLES.iter().find_map(|(table, columns)| {
+    CACHED_TABLES.iter().find_map(|(table, own)| {
         if view.strip_prefix("unique_") == Some(table) {
-            Some(*columns)
+            Some(*own)
         } else if view.strip_suffix("_copied") == Some(table) {
             Some(&[][..])
         } else {
