@@ -44,24 +44,42 @@ FROM (
 -- materialisation runs, `<table>` may hold only the events of the periods being recomputed, and
 -- `materialize_scope.from_year` is the first year being recomputed (0 in a full run).
 
--- Each application once: its first submission (an application_id sent twice counts once, from the first).
--- Months come from the UTC event date of the partition (the earliest time has the earliest date).
-CREATE VIEW application_submissions AS
-SELECT application_id, min(CAST(permit_type AS VARCHAR)) AS permit_type, min(occurred_at) AS submitted_at,
-       substr(min(event_date), 1, 7) AS submitted_month
-FROM all_applications
+-- Every submission and every decision ever stored, with the columns the whole-history views read. An
+-- incremental materialisation replaces each `*_history` view by the rows of its `*_firsts` view kept from
+-- the last materialisation (marts/_summaries/) plus the rows of the files committed since: the firsts are
+-- minimums, so the minimums of those rows are the minimums of the whole history.
+CREATE VIEW application_history AS
+SELECT application_id, CAST(permit_type AS VARCHAR) AS permit_type, occurred_at, event_date FROM all_applications;
+
+CREATE VIEW decision_history AS
+SELECT application_id, occurred_at, event_date FROM all_decisions;
+
+-- The first of each application_id (an application sent twice counts once, from the first; the earliest
+-- time has the earliest UTC event day). Same columns as the history they summarise.
+CREATE VIEW application_firsts AS
+SELECT application_id, min(permit_type) AS permit_type, min(occurred_at) AS occurred_at,
+       min(event_date) AS event_date
+FROM application_history
 GROUP BY application_id;
+
+CREATE VIEW decision_firsts AS
+SELECT application_id, min(occurred_at) AS occurred_at, min(event_date) AS event_date
+FROM decision_history
+GROUP BY application_id;
+
+-- Each application once: its first submission. Months come from the UTC event date of the partition.
+CREATE VIEW application_submissions AS
+SELECT application_id, permit_type, occurred_at AS submitted_at, substr(event_date, 1, 7) AS submitted_month
+FROM application_firsts;
 
 -- When each application left the backlog: its first decision, but never before it was submitted.
 CREATE VIEW application_closures AS
 SELECT a.application_id, a.permit_type, a.submitted_at, a.submitted_month,
-       CASE WHEN d.decided_at IS NULL THEN NULL
-            WHEN d.decided_at < a.submitted_at THEN a.submitted_at
-            ELSE d.decided_at END AS closed_at,
-       CASE WHEN d.decided_at IS NULL THEN NULL
-            WHEN d.decided_at < a.submitted_at THEN a.submitted_month
-            ELSE d.decided_month END AS closed_month
+       CASE WHEN d.occurred_at IS NULL THEN NULL
+            WHEN d.occurred_at < a.submitted_at THEN a.submitted_at
+            ELSE d.occurred_at END AS closed_at,
+       CASE WHEN d.occurred_at IS NULL THEN NULL
+            WHEN d.occurred_at < a.submitted_at THEN a.submitted_month
+            ELSE substr(d.event_date, 1, 7) END AS closed_month
 FROM application_submissions a
-LEFT JOIN (SELECT application_id, min(occurred_at) AS decided_at, substr(min(event_date), 1, 7) AS decided_month
-           FROM all_decisions GROUP BY application_id) d
-  ON d.application_id = a.application_id;
+LEFT JOIN decision_firsts d ON d.application_id = a.application_id;

@@ -17,7 +17,9 @@
 //! days they touch; every year from the earliest touched one on is recomputed
 //! (figures only ever depend on the same or earlier periods: backlogs
 //! accumulate, a decision follows its application) and replaces its year
-//! partition atomically. A change of the models or targets rebuilds everything.
+//! partition atomically. A change of the models or targets rebuilds everything. The few views that need
+//! the whole history (every application's first submission and first decision) start from summaries the
+//! last materialisation kept, plus the files committed since (the `history` module).
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
@@ -34,6 +36,7 @@
 #![warn(missing_docs)]
 
 mod calendar;
+mod history;
 mod percentile;
 mod targets;
 
@@ -176,20 +179,32 @@ const FILE_STATISTICS_CACHE_BYTES: usize = 256 << 20;
 pub async fn session(warehouse: &Warehouse, config: &MetricsConfig) -> Result<SessionContext, MetricsError> {
     let targets = load_targets(warehouse, config)?;
     let calendar = Calendar::of(warehouse.log().commits().iter().flat_map(|c| &c.files));
-    build_session(warehouse, &targets, calendar.as_ref(), None, false).await
+    build_session(warehouse, &targets, calendar.as_ref(), None).await
 }
 
-/// The session of a materialisation: with `from_year`, the event tables hold (at least) the events of the
-/// periods from that year on and `periods`/`weeks` only those periods; `all_<table>` always holds everything.
-/// With `cache`, the [`CACHED_TABLES`] and the shared views the models read many times are computed once,
-/// as the session is built, and kept in memory (see [`CACHED_VIEWS`]).
+/// What a materialisation session reads and keeps.
+#[derive(Clone, Copy)]
+struct Materialising<'a> {
+    /// The first year recomputed (`None`: every year).
+    from_year: Option<i32>,
+    /// In an incremental run, the files committed since the last materialisation: the whole-history views
+    /// are its summaries plus these (see the `history` module).
+    new_files: Option<&'a [&'a CommittedFile]>,
+}
+
+/// The session of a materialisation (`materialising`) or of queries (`None`). With a `from_year`, the event
+/// tables hold (at least) the events of the periods from that year on and `periods`/`weeks` only those
+/// periods; `all_<table>` always holds everything. In a materialisation the [`CACHED_TABLES`] and the shared
+/// views the models read many times are computed once, as the session is built, and kept in memory (see
+/// [`CACHED_VIEWS`]).
 async fn build_session(
     warehouse: &Warehouse,
     targets: &Targets,
     calendar: Option<&Calendar>,
-    from_year: Option<i32>,
-    cache: bool,
+    materialising: Option<Materialising<'_>>,
 ) -> Result<SessionContext, MetricsError> {
+    let from_year = materialising.and_then(|m| m.from_year);
+    let new_files = materialising.and_then(|m| m.new_files);
     let runtime = RuntimeEnvBuilder::new()
         .with_metadata_cache_limit(METADATA_CACHE_BYTES)
         .with_object_list_cache_limit(LIST_FILES_CACHE_BYTES)
@@ -224,16 +239,22 @@ async fn build_session(
     )])?);
     ctx.register_table("materialize_scope", scope.map_err(query_error("materialize_scope"))?.into_view())
         .map_err(query_error("materialize_scope"))?;
-    if cache {
+    if materialising.is_some() {
         cache_tables(&ctx, from_year.is_none()).await?;
     }
     for (number, statement) in view_statements().iter().enumerate() {
         let context = format!("pipelines/models/_views.sql, statement {}", number + 1);
         ctx.sql(statement).await.map_err(query_error(context))?;
         // A view's plan is fixed when it is created, so a view is cached before the views that read it are.
-        let created = statement.strip_prefix("CREATE VIEW ").and_then(|rest| rest.split_whitespace().next());
-        if cache
-            && let Some(view) = created
+        let Some(view) = statement.strip_prefix("CREATE VIEW ").and_then(|rest| rest.split_whitespace().next()) else {
+            continue;
+        };
+        if let Some(new_files) = new_files
+            && let Some(history) = history::HISTORIES.iter().find(|h| h.view == view)
+        {
+            history::replace_with_summary(&ctx, warehouse, history, new_files).await?;
+        }
+        if materialising.is_some()
             && let Some(columns) = cached_view_columns(view)
         {
             cache_view(&ctx, view, columns).await?;
@@ -344,7 +365,7 @@ pub struct MaterializeReport {
     pub marts: Vec<MartReport>,
 }
 
-const STATE_FORMAT: u32 = 1;
+const STATE_FORMAT: u32 = 2;
 
 /// `marts/_state.json`.
 #[derive(Debug, Serialize, Deserialize)]
@@ -392,8 +413,13 @@ const IDENTITY_COLUMNS: &[&str] = &["event_id", "source", "source_offset"];
 /// (DataFusion inlines views, so they would otherwise be recomputed in every CTE that reads them), each
 /// with only the columns the models read (an empty list: all). A model that needs another column of these
 /// views must add it here; its golden test fails with "No field named ..." until then.
-const CACHED_VIEWS: &[(&str, &[&str])] =
-    &[("person_years_by_process", &[]), ("application_submissions", &[]), ("application_closures", &[])];
+const CACHED_VIEWS: &[(&str, &[&str])] = &[
+    ("person_years_by_process", &[]),
+    ("application_firsts", &[]),
+    ("decision_firsts", &[]),
+    ("application_submissions", &[]),
+    ("application_closures", &[]),
+];
 
 /// The columns to keep of a shared view that is cached (empty: all), or `None` when it is not cached.
 /// Every [`CACHED_TABLES`] entry has a `<table>_copied` and a `unique_<table>` view (the `{table}` statements
@@ -426,6 +452,10 @@ pub async fn materialize(
     let calendar = Calendar::of(commits.iter().flat_map(|c| &c.files));
     let fingerprint = fingerprint(&targets);
     let state: Option<State> = warehouse.mart_state()?.and_then(|text| serde_json::from_str(&text).ok());
+    let new_files: Vec<&CommittedFile> = match &state {
+        Some(state) => commits.iter().filter(|c| c.seq > state.through_seq).flat_map(|c| &c.files).collect(),
+        None => Vec::new(),
+    };
     let scope = match (&state, rebuild) {
         (_, Rebuild::Full) => Scope::Full { reason: "requested" },
         (None, _) => Scope::Full { reason: "no earlier materialisation" },
@@ -433,9 +463,10 @@ pub async fn materialize(
             Scope::Full { reason: "the models or targets changed" }
         }
         (Some(state), _) if state.through_seq == through_seq => Scope::UpToDate,
+        _ if !history::summaries_exist(warehouse) => {
+            Scope::Full { reason: "the whole-history summaries (marts/_summaries) are missing" }
+        }
         (Some(state), _) => {
-            let new_files: Vec<&CommittedFile> =
-                commits.iter().filter(|c| c.seq > state.through_seq).flat_map(|c| &c.files).collect();
             let before = state.calendar.as_ref().and_then(Calendar::from_strings);
             match touched_from_year(warehouse, &new_files, before.as_ref(), calendar.as_ref())? {
                 Some(year) => Scope::FromYear(year),
@@ -447,16 +478,17 @@ pub async fn materialize(
     let _guard = span.enter();
     let mut marts = Vec::new();
     if scope != Scope::UpToDate {
-        let from_year = match scope {
-            Scope::FromYear(year) => Some(year),
-            _ => None,
+        let materialising = match scope {
+            Scope::FromYear(year) => Materialising { from_year: Some(year), new_files: Some(&new_files) },
+            _ => Materialising { from_year: None, new_files: None },
         };
         let started = std::time::Instant::now();
-        let ctx = build_session(warehouse, &targets, calendar.as_ref(), from_year, true).await?;
+        let ctx = build_session(warehouse, &targets, calendar.as_ref(), Some(materialising)).await?;
         info!(seconds = started.elapsed().as_secs_f64(), "event tables read and shared views computed");
         for model in MODELS {
-            marts.push(materialize_model(warehouse, &ctx, model, from_year).await?);
+            marts.push(materialize_model(warehouse, &ctx, model, materialising.from_year).await?);
         }
+        history::store_summaries(&ctx, warehouse).await?;
     }
     let state = State { format: STATE_FORMAT, through_seq, fingerprint, calendar: calendar.map(|c| c.to_strings()) };
     warehouse.set_mart_state(&serde_json::to_string_pretty(&state).expect("state serialises"))?;

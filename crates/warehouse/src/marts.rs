@@ -2,8 +2,9 @@
 //! atomically (write, then rename over), so a reader sees a year's old or new figures, never a mix.
 //! `marts/_schemas/<name>.parquet` is a zero-row Parquet file with the mart's schema (an empty mart is still
 //! a table; kept outside the mart's directory, which holds only its partitions, as engines expect);
-//! `marts/_state.json` is the materialiser's record of what the marts cover; `marts/_lock` is held while
-//! one process materialises.
+//! `marts/_state.json` is the materialiser's record of what the marts cover; `marts/_summaries/<name>.parquet`
+//! are whole-history summaries it keeps between runs (replaced atomically, written before the state record);
+//! `marts/_lock` is held while one process materialises.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -18,6 +19,8 @@ use crate::{IN_PROGRESS_SUFFIX, MARTS_DIR, Warehouse, WarehouseError, WriterLock
 pub const MART_PARTITION: &str = "year";
 /// Directory (inside `marts/`) of the zero-row files that hold each mart's schema.
 pub const MART_SCHEMAS_DIR: &str = "_schemas";
+/// Directory (inside `marts/`) of the materialiser's whole-history summaries.
+const MART_SUMMARIES_DIR: &str = "_summaries";
 const STATE_FILE: &str = "_state.json";
 const LOCK_FILE: &str = "_lock";
 
@@ -106,6 +109,19 @@ impl Warehouse {
             .and_then(|()| fs::File::open(&staged)?.sync_all())
             .map_err(|e| WarehouseError::io(&staged, e))?;
         rename(&staged, &dir.join(STATE_FILE))
+    }
+
+    /// The file of a whole-history summary, if one was written.
+    pub fn mart_summary(&self, name: &str) -> Option<PathBuf> {
+        let path = self.root.join(MARTS_DIR).join(MART_SUMMARIES_DIR).join(format!("{name}.parquet"));
+        path.is_file().then_some(path)
+    }
+
+    /// Replaces a whole-history summary atomically.
+    pub fn set_mart_summary(&self, name: &str, batch: &RecordBatch) -> Result<(), WarehouseError> {
+        let dir = self.root.join(MARTS_DIR).join(MART_SUMMARIES_DIR);
+        fs::create_dir_all(&dir).map_err(|e| WarehouseError::io(&dir, e))?;
+        self.replace_file(&dir, &format!("{name}.parquet"), batch)
     }
 
     fn replace_file(&self, dir: &Path, name: &str, batch: &RecordBatch) -> Result<(), WarehouseError> {
