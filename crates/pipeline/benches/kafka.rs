@@ -4,13 +4,16 @@
 //! topic with `PERMITFLOW_BENCH_EVENTS` generated events (default 3,000,000), then measures in one run:
 //! a bare rdkafka consumer reading the topic, and `run_kafka --stop-at-end` from the same topic into a
 //! committed warehouse. Targets: permitflow ≥ 60 % of the raw rate; peak memory ≤ 512 MiB.
+//! `RUST_LOG=permitflow_pipeline=debug` logs every flush. permitflow runs with the configuration a user
+//! gets: the defaults and any `PERMITFLOW__…` environment
+//! override (`PERMITFLOW__FLUSH__MAX_BUFFERED_BYTES`, `PERMITFLOW__KAFKA__PROPERTIES__FETCH_MAX_BYTES`, …).
 //! Without `--bench` (as `cargo test` runs it) it checks itself on 20,000 events.
 
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use permitflow_gen::{GenConfig, generate_year};
-use permitflow_pipeline::{FlushConfig, KafkaConfig, RunOptions, TopicsConfig, run_kafka};
+use permitflow_pipeline::{Config, KafkaConfig, RunOptions, TopicsConfig, run_kafka};
 use permitflow_schema::Pseudonymiser;
 use permitflow_testkit::KafkaBroker;
 use permitflow_warehouse::Warehouse;
@@ -74,6 +77,9 @@ fn raw_consume(broker: &KafkaBroker, topic: &str, expected: usize) -> (f64, u64)
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let measuring = std::env::args().any(|a| a == "--bench");
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
+    }
     let events: usize = if measuring {
         std::env::var("PERMITFLOW_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(3_000_000)
     } else {
@@ -100,10 +106,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let dir = tempfile::tempdir()?;
     let warehouse = Warehouse::open(dir.path().join("warehouse"))?;
+    // The configuration a user gets: defaults and `PERMITFLOW__…` environment overrides (of `[flush]` and
+    // `[kafka.properties]`, say), with this broker and a fresh group.
+    let config = Config::load(None)?;
     let kafka = KafkaConfig {
         bootstrap_servers: broker.bootstrap_servers(),
         group_id: KafkaBroker::unique_name("permitflow-bench"),
-        ..KafkaConfig::default()
+        ..config.kafka
     };
     reset_peak_rss();
     let started = Instant::now();
@@ -111,7 +120,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         warehouse,
         &kafka,
         &topics,
-        &FlushConfig::default(),
+        &config.flush,
         Pseudonymiser::development(),
         RunOptions { stop_at_end: true },
         &AtomicBool::new(false),

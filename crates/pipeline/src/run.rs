@@ -3,17 +3,20 @@
 //! Each assigned partition has its own buffer (a decoder, the rejections and the dead letters of one
 //! contiguous offset range). The buffers are flushed when one of them reaches [`FlushConfig::max_rows`],
 //! [`FlushConfig::max_bytes`] or [`FlushConfig::max_age_ms`], when all together reach
-//! [`FlushConfig::max_buffered_bytes`] (consumption stops while the flush runs), when one reaches its end
-//! in `--stop-at-end` mode, and on shutdown. A flush writes every non-empty buffer in one commit, with the
-//! rows of all partitions in one file per table and day: the files are as few and as large as the
-//! buffers allow (file count, not bytes, dominated the cost of a flush). A flush sends the dead letters and waits for their
-//! acknowledgement, stages the Parquet files, and commits them with the offset ranges they cover; the
-//! warehouse refuses a range that another instance committed first. Only then are group offsets committed
-//! to Kafka, for lag monitoring. A revoked partition's buffer is dropped and the next owner re-reads it
-//! from the log's position.
-
+//! [`FlushConfig::max_buffered_bytes`], when one reaches its end in `--stop-at-end` mode, and on shutdown.
+//! A flush seals every non-empty buffer and hands them, as one commit, to the flush thread, which writes
+//! the rows of all partitions in one file per table and day (the files are as few and as large as the
+//! buffers allow: file count, not bytes, dominated the cost of a flush), sends the dead letters and waits
+//! for their acknowledgement, and commits the files with the offset ranges they cover; the warehouse
+//! refuses a range that another instance committed first. Meanwhile the consumer fills the next buffers,
+//! which continue at the sealed ranges' ends; it waits when they are due before the flush thread is done
+//! (at most one commit in flight). Only after a commit are group offsets committed to Kafka, for lag
+//! monitoring. A refused commit drops its partitions' newer buffers and seeks them back to the log's
+//! position. On a revocation the commits in flight finish first, then the revoked buffers are dropped and
+//! the next owner re-reads them from the log's position.
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -144,13 +147,124 @@ impl Sealed {
     }
 }
 
+/// What the flusher thread reports about one commit.
+enum Outcome {
+    /// The commit is in the warehouse.
+    Committed { counts: Vec<(TopicPartition, Counts)>, positions: Vec<(TopicPartition, i64)> },
+    /// Another instance committed one of the ranges first: nothing was committed; these partitions must
+    /// start again at the log's position.
+    Conflict(Vec<TopicPartition>),
+    /// Shutdown was requested while the commit kept failing; it is re-read on the next start.
+    Failed(PipelineError),
+}
+
+/// Writes and commits sealed buffers on its own thread, one commit at a time and in order, so that the
+/// consumer decodes the next buffers while Parquet is encoded.
+struct Flusher<'a> {
+    warehouse: Arc<Mutex<Warehouse>>,
+    dead_letters: DeadLetterProducer,
+    flush: &'a FlushConfig,
+}
+
+impl Flusher<'_> {
+    fn run(&self, jobs: &Receiver<Vec<Sealed>>, outcomes: &Sender<Outcome>, shutdown: &AtomicBool) {
+        for sealed in jobs {
+            if outcomes.send(self.commit_with_retry(&sealed, shutdown)).is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Commits `sealed`, retrying with back-off while the warehouse or the dead-letter topics cannot be
+    /// written (the consumer stops once its next buffers are due).
+    fn commit_with_retry(&self, sealed: &[Sealed], shutdown: &AtomicBool) -> Outcome {
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            match self.commit(sealed) {
+                Ok(()) => {
+                    return Outcome::Committed {
+                        counts: sealed.iter().map(|s| (s.tp.clone(), s.counts)).collect(),
+                        positions: sealed.iter().map(|s| (s.tp.clone(), s.to_offset)).collect(),
+                    };
+                }
+                Err(PipelineError::Warehouse(WarehouseError::OffsetConflict(conflicts))) => {
+                    warn!(?conflicts, "another instance committed these ranges first; re-reading from the log");
+                    return Outcome::Conflict(sealed.iter().map(|s| s.tp.clone()).collect());
+                }
+                Err(e) if shutdown.load(Ordering::SeqCst) => {
+                    error!(error = %e, "shutting down with an uncommitted batch; it is re-read on the next start");
+                    return Outcome::Failed(e);
+                }
+                Err(e) => {
+                    error!(error = %e, retry_in_ms = backoff.as_millis() as u64,
+                        "cannot commit; not consuming until it succeeds");
+                    sleep_unless(backoff, shutdown);
+                    backoff = (backoff * 2).min(Duration::from_millis(self.flush.max_retry_backoff_ms));
+                }
+            }
+        }
+    }
+
+    fn commit(&self, sealed: &[Sealed]) -> Result<(), PipelineError> {
+        let first = &sealed[0];
+        let from_offset = first.from_offset;
+        let span =
+            info_span!("flush", partitions = sealed.len(), topic = first.tp.0, partition = first.tp.1, from_offset);
+        let _guard = span.enter();
+        let letters: Vec<DeadLetter> = sealed.iter().flat_map(|s| s.dead_letters.iter().cloned()).collect();
+        self.dead_letters.send_all(&letters)?;
+        let mut warehouse = lock(&self.warehouse);
+        let mut pending = PendingCommit::new(format!("{}-{}-{from_offset}", first.tp.0, first.tp.1));
+        let mut by_table: BTreeMap<usize, Vec<&DecodedBatch>> = BTreeMap::new();
+        for part in sealed {
+            for batch in &part.batches {
+                by_table.entry(batch.event).or_default().push(batch);
+            }
+            warehouse.stage_rejections(&mut pending, &part.rejections)?;
+            pending.add_source(part.range(), part.counts);
+        }
+        for parts in by_table.into_values() {
+            let batch = DecodedBatch::concat(&parts).map_err(WarehouseError::from)?;
+            warehouse.stage_events(&mut pending, batch)?;
+        }
+        let commit = warehouse.commit(pending)?;
+        drop(warehouse);
+        for part in sealed {
+            debug!(
+                topic = part.tp.0,
+                partition = part.tp.1,
+                from_offset = part.from_offset,
+                to_offset = part.to_offset,
+                read = part.counts.read,
+                accepted = part.counts.accepted,
+                rejected = part.counts.rejected,
+                "committed"
+            );
+        }
+        info!(
+            commit = commit.seq,
+            partitions = sealed.len(),
+            files = commit.files.len(),
+            read = commit.counts.read,
+            rejected = commit.counts.rejected,
+            "committed"
+        );
+        Ok(())
+    }
+}
+
 struct Loop<'a> {
     warehouse: Arc<Mutex<Warehouse>>,
     source: &'a KafkaSource,
-    dead_letters: DeadLetterProducer,
     pseudonymiser: Pseudonymiser,
-    flush: &'a FlushConfig,
+    /// Sealed buffers to the flusher; a send waits while it is busy with the commit before (backpressure).
+    jobs: Option<SyncSender<Vec<Sealed>>>,
+    outcomes: Receiver<Outcome>,
+    /// Commits handed to the flusher whose outcome has not been handled yet.
+    in_flight: usize,
     buffers: BTreeMap<TopicPartition, PartitionBuffer>,
+    /// Message bytes in all buffers.
+    buffered_bytes: usize,
     report: RunReport,
 }
 
@@ -180,7 +294,11 @@ pub fn run_kafka(
     });
     let names = topics.all();
     let source = KafkaSource::subscribe(kafka, &names, resume)?;
-    let dead_letters = DeadLetterProducer::new(kafka, Duration::from_millis(flush.dlq_timeout_ms))?;
+    let flusher = Flusher {
+        warehouse: Arc::clone(&warehouse),
+        dead_letters: DeadLetterProducer::new(kafka, Duration::from_millis(flush.dlq_timeout_ms))?,
+        flush,
+    };
     let targets = if options.stop_at_end {
         let marks = source.watermarks(&names, METADATA_TIMEOUT)?;
         info!(partitions = marks.len(), "consuming up to the high watermarks seen now, then stopping");
@@ -188,77 +306,100 @@ pub fn run_kafka(
     } else {
         None
     };
+    let (jobs, job_queue) = std::sync::mpsc::sync_channel(0);
+    let (outcome_sender, outcomes) = std::sync::mpsc::channel();
     let mut run = Loop {
         warehouse,
         source: &source,
-        dead_letters,
         pseudonymiser,
-        flush,
+        jobs: Some(jobs),
+        outcomes,
+        in_flight: 0,
         buffers: BTreeMap::new(),
+        buffered_bytes: 0,
         report: RunReport::default(),
     };
-    // The high watermark of each partition, looked up for every message in `--stop-at-end` mode.
-    let ends: BTreeMap<TopicPartition, i64> =
-        targets.iter().flatten().map(|(tp, _, high)| (tp.clone(), *high)).collect();
-    let mut last_end_check = Instant::now();
-    loop {
-        if shutdown.load(Ordering::SeqCst) {
-            info!("shutdown requested: flushing and committing what is buffered");
-            run.flush_where(|_| true, shutdown)?;
-            break;
-        }
-        let message = source.poll(POLL);
-        run.apply_events();
-        match message {
-            Some(Ok(message)) => run.consume(&message),
-            Some(Err(e)) => warn!(error = %e, "Kafka consumer error; retrying"),
-            None => {}
-        }
-        let now = Instant::now();
-        let max_age = Duration::from_millis(flush.max_age_ms);
-        let total: usize = run.buffers.values().map(|b| b.bytes).sum();
-        let due = total >= flush.max_buffered_bytes
-            || run.buffers.values().any(|b| {
-                !b.is_empty()
-                    && (b.counts.read as usize >= flush.max_rows
-                        || b.bytes >= flush.max_bytes
-                        || b.started.is_some_and(|t| now.duration_since(t) >= max_age)
-                        || ends.get(&b.tp).is_some_and(|end| b.next_offset >= *end))
-            });
-        if due {
-            debug!(total, "flushing every buffer");
-            run.flush_where(|b| !b.is_empty(), shutdown)?;
-        }
-        if let Some(targets) = &targets {
-            if last_end_check.elapsed() >= POLL && run.buffers.values().all(PartitionBuffer::is_empty) {
-                last_end_check = Instant::now();
-                if run.reached(targets)? {
-                    info!("every partition is committed up to its high watermark at start; stopping");
-                    break;
-                }
-            }
-        }
-    }
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("permitflow-flush".into())
+            .spawn_scoped(scope, move || flusher.run(&job_queue, &outcome_sender, shutdown))
+            .map_err(|e| PipelineError::Config(format!("cannot start the flush thread: {e}")))?;
+        let result = run.consume_until_done(flush, targets.as_deref(), shutdown);
+        // Ends the flusher after its last commit (its end closes the outcomes, so no wait outlives it).
+        run.jobs = None;
+        let finished = run.finish_in_flight();
+        result.and(finished)
+    })?;
     Ok(run.report)
 }
 
 impl Loop<'_> {
+    fn consume_until_done(
+        &mut self,
+        flush: &FlushConfig,
+        targets: Option<&[(TopicPartition, i64, i64)]>,
+        shutdown: &AtomicBool,
+    ) -> Result<(), PipelineError> {
+        // The high watermark of each partition, looked up for every message in `--stop-at-end` mode.
+        let ends: BTreeMap<TopicPartition, i64> =
+            targets.iter().copied().flatten().map(|(tp, _, high)| (tp.clone(), *high)).collect();
+        let max_age = Duration::from_millis(flush.max_age_ms);
+        let mut last_check = Instant::now();
+        loop {
+            if shutdown.load(Ordering::SeqCst) {
+                info!("shutdown requested: flushing and committing what is buffered");
+                self.submit_where(|_| true)?;
+                return Ok(());
+            }
+            let message = self.source.poll(POLL);
+            self.apply_events()?;
+            let mut due = false;
+            match message {
+                Some(Ok(message)) => due = self.consume(&message, flush, &ends),
+                Some(Err(e)) => warn!(error = %e, "Kafka consumer error; retrying"),
+                None => {}
+            }
+            self.handle_outcomes(false)?;
+            // Age and the end of a stop-at-end run are checked a few times a second, not per message.
+            if due || self.buffered_bytes >= flush.max_buffered_bytes || last_check.elapsed() >= POLL {
+                last_check = Instant::now();
+                let now = Instant::now();
+                let aged = self.buffers.values().any(|b| b.started.is_some_and(|t| now.duration_since(t) >= max_age));
+                if due || aged || self.buffered_bytes >= flush.max_buffered_bytes {
+                    debug!(total = self.buffered_bytes, "flushing every buffer");
+                    self.submit_where(|b| !b.is_empty())?;
+                }
+                if let Some(targets) = targets
+                    && self.in_flight == 0
+                    && self.buffers.values().all(PartitionBuffer::is_empty)
+                    && self.reached(targets)?
+                {
+                    info!("every partition is committed up to its high watermark at start; stopping");
+                    return Ok(());
+                }
+            }
+        }
+    }
+
     /// Applies assignment changes: revoked buffers are dropped unwritten, assigned ones start at the log.
-    fn apply_events(&mut self) {
+    fn apply_events(&mut self) -> Result<(), PipelineError> {
         for event in self.source.take_events() {
             match event {
                 PartitionEvent::Revoked(partitions) => {
+                    // Commits of the revoked partitions finish first, so the next assignment starts after them.
+                    self.finish_in_flight()?;
                     for tp in partitions {
-                        if let Some(buffer) = self.buffers.remove(&tp)
-                            && !buffer.is_empty()
-                        {
-                            info!(
-                                topic = tp.0,
-                                partition = tp.1,
-                                from_offset = buffer.from_offset,
-                                to_offset = buffer.next_offset,
-                                "revoked: dropping the unflushed buffer; the next owner re-reads it"
-                            );
+                        if let Some(buffer) = self.buffers.remove(&tp) {
+                            self.buffered_bytes -= buffer.bytes;
+                            if !buffer.is_empty() {
+                                info!(
+                                    topic = tp.0,
+                                    partition = tp.1,
+                                    from_offset = buffer.from_offset,
+                                    to_offset = buffer.next_offset,
+                                    "revoked: dropping the unflushed buffer; the next owner re-reads it"
+                                );
+                            }
                         }
                     }
                 }
@@ -268,28 +409,36 @@ impl Loop<'_> {
                             Decoder::new(lock(&self.warehouse).contract().clone(), self.pseudonymiser.clone());
                         // Nothing stored yet: the range starts at the first message read.
                         let start = start.unwrap_or(-1);
-                        self.buffers.insert(tp.clone(), PartitionBuffer::new(&tp, start, decoder));
+                        if let Some(old) = self.buffers.insert(tp.clone(), PartitionBuffer::new(&tp, start, decoder)) {
+                            self.buffered_bytes -= old.bytes;
+                        }
                     }
                 }
             }
         }
+        Ok(())
     }
 
-    fn consume(&mut self, message: &rdkafka::message::BorrowedMessage<'_>) {
+    /// Buffers one message; true when its partition's buffer is due for a flush.
+    fn consume(
+        &mut self,
+        message: &rdkafka::message::BorrowedMessage<'_>,
+        flush: &FlushConfig,
+        ends: &BTreeMap<TopicPartition, i64>,
+    ) -> bool {
         use rdkafka::Message;
-        let tp = (message.topic().to_string(), message.partition());
-        let offset = message.offset();
-        let Some(buffer) = self.buffers.get_mut(&tp) else {
-            debug!(topic = tp.0, partition = tp.1, offset, "message of a partition not assigned here; ignored");
-            return;
+        let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
+        let Some(buffer) = self.buffers.values_mut().find(|b| b.tp.1 == partition && b.tp.0 == topic) else {
+            debug!(topic, partition, offset, "message of a partition not assigned here; ignored");
+            return false;
         };
         if buffer.from_offset < 0 {
             buffer.from_offset = offset;
             buffer.next_offset = offset;
         }
         if offset < buffer.next_offset {
-            debug!(topic = tp.0, partition = tp.1, offset, "already stored; skipped");
-            return;
+            debug!(topic, partition, offset, "already stored; skipped");
+            return false;
         }
         let payload = message.payload().unwrap_or_default();
         let position = Position { source: &buffer.source, offset };
@@ -301,17 +450,17 @@ impl Loop<'_> {
         }
         buffer.counts.read += 1;
         buffer.bytes += payload.len();
+        self.buffered_bytes += payload.len();
         buffer.next_offset = offset + 1;
         buffer.started.get_or_insert_with(Instant::now);
+        buffer.counts.read as usize >= flush.max_rows
+            || buffer.bytes >= flush.max_bytes
+            || ends.get(&buffer.tp).is_some_and(|end| buffer.next_offset >= *end)
     }
 
-    /// Flushes the buffers that `due` selects, in one commit; retries with back-off while the warehouse
-    /// or the dead-letter topics cannot be written (consumption waits meanwhile).
-    fn flush_where(
-        &mut self,
-        due: impl Fn(&PartitionBuffer) -> bool,
-        shutdown: &AtomicBool,
-    ) -> Result<(), PipelineError> {
+    /// Seals the buffers that `due` selects and hands them to the flusher as one commit; waits while the
+    /// flusher is busy with the commit before.
+    fn submit_where(&mut self, due: impl Fn(&PartitionBuffer) -> bool) -> Result<(), PipelineError> {
         let selected: Vec<TopicPartition> =
             self.buffers.iter().filter(|(_, b)| !b.is_empty() && due(b)).map(|(tp, _)| tp.clone()).collect();
         if selected.is_empty() {
@@ -320,86 +469,59 @@ impl Loop<'_> {
         let mut sealed = Vec::with_capacity(selected.len());
         for tp in &selected {
             let buffer = self.buffers.get_mut(tp).expect("selected from the map");
+            self.buffered_bytes -= buffer.bytes;
             sealed.push(seal(tp, buffer)?);
         }
-        let mut backoff = FIRST_BACKOFF;
-        loop {
-            match self.commit(&sealed) {
-                Ok(()) => return Ok(()),
-                Err(PipelineError::Warehouse(WarehouseError::OffsetConflict(conflicts))) => {
-                    warn!(?conflicts, "another instance committed these ranges first; re-reading from the log");
-                    self.report.conflicts += 1;
-                    return self.rewind(&selected);
-                }
-                Err(e) if shutdown.load(Ordering::SeqCst) => {
-                    error!(error = %e, "shutting down with an uncommitted batch; it is re-read on the next start");
-                    return Err(e);
-                }
-                Err(e) => {
-                    error!(error = %e, retry_in_ms = backoff.as_millis() as u64,
-                        "cannot commit; not consuming until it succeeds");
-                    sleep_unless(backoff, shutdown);
-                    backoff = (backoff * 2).min(Duration::from_millis(self.flush.max_retry_backoff_ms));
-                }
-            }
+        let jobs = self.jobs.as_ref().expect("the flusher runs while consuming");
+        if jobs.send(sealed).is_err() {
+            // The flusher has ended: its last outcome says why.
+            return self.finish_in_flight();
         }
-    }
-
-    fn commit(&mut self, sealed: &[Sealed]) -> Result<(), PipelineError> {
-        let first = &sealed[0];
-        let from_offset = first.from_offset;
-        let span =
-            info_span!("flush", partitions = sealed.len(), topic = first.tp.0, partition = first.tp.1, from_offset);
-        let _guard = span.enter();
-        let letters: Vec<DeadLetter> = sealed.iter().flat_map(|s| s.dead_letters.iter().cloned()).collect();
-        self.dead_letters.send_all(&letters)?;
-        let mut warehouse = lock(&self.warehouse);
-        let mut pending = PendingCommit::new(format!("{}-{}-{from_offset}", first.tp.0, first.tp.1));
-        let mut by_table: BTreeMap<usize, Vec<&DecodedBatch>> = BTreeMap::new();
-        for part in sealed {
-            for batch in &part.batches {
-                by_table.entry(batch.event).or_default().push(batch);
-            }
-            warehouse.stage_rejections(&mut pending, &part.rejections)?;
-            pending.add_source(part.range(), part.counts);
-        }
-        for parts in by_table.into_values() {
-            let batch = DecodedBatch::concat(&parts).map_err(WarehouseError::from)?;
-            warehouse.stage_events(&mut pending, batch)?;
-        }
-        let commit = warehouse.commit(pending)?;
-        drop(warehouse);
-        let mut positions = Vec::with_capacity(sealed.len());
-        for part in sealed {
-            debug!(
-                topic = part.tp.0,
-                partition = part.tp.1,
-                from_offset = part.from_offset,
-                to_offset = part.to_offset,
-                read = part.counts.read,
-                accepted = part.counts.accepted,
-                rejected = part.counts.rejected,
-                "committed"
-            );
-            *self.report.partitions.entry(part.tp.clone()).or_default() += part.counts;
-            positions.push((part.tp.clone(), part.to_offset));
-        }
-        self.report.commits += 1;
-        info!(
-            commit = commit.seq,
-            partitions = sealed.len(),
-            files = commit.files.len(),
-            read = commit.counts.read,
-            rejected = commit.counts.rejected,
-            "committed"
-        );
-        if let Err(e) = self.source.commit_group_offsets(&positions) {
-            warn!(error = %e, "group offsets not committed (they only serve lag monitoring)");
-        }
+        self.in_flight += 1;
         Ok(())
     }
 
-    /// After a refused commit: every partition of it starts again at the log's position.
+    /// Handles the outcomes of the flusher's commits; with `wait`, until none is in flight.
+    fn handle_outcomes(&mut self, wait: bool) -> Result<(), PipelineError> {
+        loop {
+            let outcome = if wait && self.in_flight > 0 {
+                match self.outcomes.recv() {
+                    Ok(outcome) => outcome,
+                    Err(_) => return Ok(()),
+                }
+            } else {
+                match self.outcomes.try_recv() {
+                    Ok(outcome) => outcome,
+                    Err(_) => return Ok(()),
+                }
+            };
+            self.in_flight = self.in_flight.saturating_sub(1);
+            match outcome {
+                Outcome::Committed { counts, positions } => {
+                    for (tp, counts) in counts {
+                        *self.report.partitions.entry(tp).or_default() += counts;
+                    }
+                    self.report.commits += 1;
+                    if let Err(e) = self.source.commit_group_offsets(&positions) {
+                        warn!(error = %e, "group offsets not committed (they only serve lag monitoring)");
+                    }
+                }
+                Outcome::Conflict(partitions) => {
+                    self.report.conflicts += 1;
+                    self.rewind(&partitions)?;
+                }
+                Outcome::Failed(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Waits until every commit handed to the flusher has its outcome handled.
+    fn finish_in_flight(&mut self) -> Result<(), PipelineError> {
+        self.handle_outcomes(true)
+    }
+
+    /// After a refused commit: every partition of it drops what it buffered since and starts again at the
+    /// log's position.
     fn rewind(&mut self, partitions: &[TopicPartition]) -> Result<(), PipelineError> {
         let log = {
             let mut warehouse = lock(&self.warehouse);
@@ -408,6 +530,8 @@ impl Loop<'_> {
         };
         for (tp, position) in log {
             if let Some(buffer) = self.buffers.get_mut(&tp) {
+                self.buffered_bytes -= buffer.bytes;
+                drop(seal(&tp, buffer)?);
                 let start = position.unwrap_or(-1);
                 buffer.from_offset = start;
                 buffer.next_offset = start;

@@ -110,6 +110,13 @@ const FIXED_CONSUMER_PROPERTIES: &[(&str, &str)] = &[
     ("queued.max.messages.kbytes", "16384"),
 ];
 
+/// Consumer properties permitflow sets unless `[kafka.properties]` sets them.
+const DEFAULT_CONSUMER_PROPERTIES: &[(&str, &str)] = &[
+    // The consumer queue is small (above), so it fills whenever a flush pauses consumption; librdkafka's
+    // default then postpones the next fetch by a whole second, and the queue runs dry after the flush.
+    ("fetch.queue.backoff.ms", "10"),
+];
+
 fn client_config(config: &KafkaConfig) -> Result<ClientConfig, SourceError> {
     let mut client = ClientConfig::new();
     for (key, value) in &config.properties {
@@ -222,6 +229,11 @@ impl KafkaSource {
         let mut client = client_config(config)?;
         for (key, value) in FIXED_CONSUMER_PROPERTIES {
             client.set(*key, *value);
+        }
+        for (key, value) in DEFAULT_CONSUMER_PROPERTIES {
+            if !config.properties.contains_key(*key) {
+                client.set(*key, *value);
+            }
         }
         client.set("group.id", &config.group_id);
         let context = PositionContext { resume, events: Mutex::new(Vec::new()) };
