@@ -140,7 +140,7 @@ fn ingest_file(
         }
         let mut pending = PendingCommit::new(format!("{}-l{batch_line}", &file.sha256[..16]));
         for batch in decoder.finish()? {
-            warehouse.stage_events(&mut pending, batch)?;
+            warehouse.stage_events(&mut pending, &[&batch])?;
         }
         warehouse.stage_rejections(&mut pending, &rejections.finish().map_err(WarehouseError::from)?)?;
         pending.add_source(

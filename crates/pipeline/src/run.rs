@@ -224,8 +224,7 @@ impl Flusher<'_> {
             pending.add_source(part.range(), part.counts);
         }
         for parts in by_table.into_values() {
-            let batch = DecodedBatch::concat(&parts).map_err(WarehouseError::from)?;
-            warehouse.stage_events(&mut pending, batch)?;
+            warehouse.stage_events(&mut pending, &parts)?;
         }
         let commit = warehouse.commit(pending)?;
         drop(warehouse);

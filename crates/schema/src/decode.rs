@@ -41,20 +41,6 @@ pub struct DecodedBatch {
     pub partition_keys: Vec<i32>,
 }
 
-impl DecodedBatch {
-    /// The rows of several batches of one event table (say, of several Kafka partitions) as one batch.
-    ///
-    /// # Panics
-    /// If `parts` is empty or mixes event tables.
-    pub fn concat(parts: &[&DecodedBatch]) -> Result<DecodedBatch, arrow::error::ArrowError> {
-        let event = parts[0].event;
-        assert!(parts.iter().all(|p| p.event == event), "DecodedBatch::concat over one event table only");
-        let batch = arrow::compute::concat_batches(&parts[0].batch.schema(), parts.iter().map(|p| &p.batch))?;
-        let partition_keys = parts.iter().flat_map(|p| p.partition_keys.iter().copied()).collect();
-        Ok(DecodedBatch { event, batch, partition_keys })
-    }
-}
-
 struct TableBuffer {
     columns: Vec<ColumnBuilder>,
     source: SourceBuilder,

@@ -25,7 +25,7 @@
 //!
 //! let mut pending = PendingCommit::new("example");
 //! for batch in decoder.finish()? {
-//!     warehouse.stage_events(&mut pending, batch)?;
+//!     warehouse.stage_events(&mut pending, &[&batch])?;
 //! }
 //! pending.add_source(SourceRange::File {
 //!     path: "x.ndjson".into(), sha256: "00".into(), size: 300,
@@ -51,8 +51,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{RecordBatch, UInt32Array};
-use arrow::compute::take_record_batch;
+use arrow::array::RecordBatch;
+use arrow::compute::interleave_record_batch;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -326,33 +326,47 @@ impl Warehouse {
         Ok(())
     }
 
-    /// Writes one event table's rows as one staged Parquet file per Hive partition.
+    /// Writes one event table's rows, decoded in one or more batches (of several Kafka partitions, say), as
+    /// one staged Parquet file per Hive partition.
     ///
-    /// The files are encoded in parallel (one task per partition on rayon's pool): a flush or a file batch
-    /// spans hundreds of days, and Parquet encoding with zstd is most of the time a commit takes.
-    pub fn stage_events(&self, pending: &mut PendingCommit, decoded: DecodedBatch) -> Result<(), WarehouseError> {
-        let event = &self.contract.events()[decoded.event];
-        let (batch, spec) = (stored_batch(event, decoded.batch)?, &event.partition);
-        let mut rows_by_key: BTreeMap<i32, Vec<u32>> = BTreeMap::new();
-        for (row, key) in decoded.partition_keys.iter().enumerate() {
-            rows_by_key.entry(*key).or_default().push(row as u32);
+    /// Each file's rows are gathered straight from `parts` (no copy of the whole table first), and the files
+    /// are encoded in parallel (one task per partition on rayon's pool): a flush or a file batch spans
+    /// hundreds of days, and Parquet encoding with zstd is most of the time a commit takes.
+    ///
+    /// # Panics
+    /// If `parts` mixes event tables.
+    pub fn stage_events(&self, pending: &mut PendingCommit, parts: &[&DecodedBatch]) -> Result<(), WarehouseError> {
+        let Some(first) = parts.first() else {
+            return Ok(());
+        };
+        assert!(parts.iter().all(|p| p.event == first.event), "stage_events over one event table only");
+        let event = &self.contract.events()[first.event];
+        let spec = &event.partition;
+        let batches: Vec<RecordBatch> =
+            parts.iter().map(|p| stored_batch(event, p.batch.clone())).collect::<Result<_, _>>()?;
+        let mut rows_by_key: BTreeMap<i32, Vec<(usize, usize)>> = BTreeMap::new();
+        for (index, part) in parts.iter().enumerate() {
+            for (row, key) in part.partition_keys.iter().enumerate() {
+                rows_by_key.entry(*key).or_default().push((index, row));
+            }
         }
         let table_dir = self.table_dir(&event.table);
         let writer = self.writer_id()?;
-        let parts: Vec<(PathBuf, String, Vec<u32>)> = rows_by_key
+        let files: Vec<(PathBuf, String, Vec<(usize, usize)>)> = rows_by_key
             .into_iter()
             .enumerate()
             .map(|(i, (key, rows))| {
                 (table_dir.join(spec.dir_name(key)), pending.name_at(pending.staged.len() + i), rows)
             })
             .collect();
-        let written: Vec<Result<(CommittedFile, PathBuf), WarehouseError>> = parts
+        let sources: Vec<&RecordBatch> = batches.iter().collect();
+        let written: Vec<Result<(CommittedFile, PathBuf), WarehouseError>> = files
             .into_par_iter()
             .map(|(dir, name, rows)| {
-                let part = if rows.len() == batch.num_rows() {
-                    batch.clone()
+                let part = if sources.len() == 1 && rows.len() == sources[0].num_rows() {
+                    sources[0].clone()
                 } else {
-                    take_record_batch(&batch, &UInt32Array::from(rows))?
+                    interleave_record_batch(&sources, &rows)?
                 };
                 self.write_staged(&event.table, &dir, &name, writer, &part)
             })
@@ -532,7 +546,7 @@ mod tests {
         decoder.decode(DECISION, Position { source: "kafka:decisions/0", offset: from_offset }).expect("valid");
         let mut pending = PendingCommit::new(format!("decisions-0-{from_offset}"));
         for batch in decoder.finish().expect("finish") {
-            warehouse.stage_events(&mut pending, batch).expect("stage");
+            warehouse.stage_events(&mut pending, &[&batch]).expect("stage");
         }
         let range =
             SourceRange::Kafka { topic: "decisions".into(), partition: 0, from_offset, to_offset: from_offset + 1 };
