@@ -75,15 +75,16 @@ pub(crate) async fn replace_with_summary(
 
 /// Stores every `*_firsts` view of the session as the summary the next incremental run starts from.
 pub(crate) async fn store_summaries(ctx: &SessionContext, warehouse: &Warehouse) -> Result<(), MetricsError> {
+    let mut summaries = Vec::with_capacity(HISTORIES.len());
     for history in HISTORIES {
         let context = format!("storing the summary {}", history.firsts);
         let frame = ctx.table(history.firsts).await.map_err(query_error(&context))?;
         let schema = mart_schema(frame.schema().as_arrow());
         let batches = frame.collect().await.map_err(query_error(&context))?;
         let batches = batches.iter().map(|b| conform(b, &schema)).collect::<Result<Vec<_>, _>>()?;
-        warehouse.set_mart_summary(history.firsts, &concat_batches(&schema, &batches)?)?;
+        summaries.push((history.firsts, concat_batches(&schema, &batches)?));
     }
-    Ok(())
+    Ok(warehouse.set_mart_summaries(&summaries)?)
 }
 
 /// The columns of `schema` from the Parquet file at `path`, cast to the schema's types; a column the file

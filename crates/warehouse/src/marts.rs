@@ -117,11 +117,12 @@ impl Warehouse {
         path.is_file().then_some(path)
     }
 
-    /// Replaces a whole-history summary atomically.
-    pub fn set_mart_summary(&self, name: &str, batch: &RecordBatch) -> Result<(), WarehouseError> {
+    /// Replaces whole-history summaries (name, rows), each atomically; written in parallel.
+    pub fn set_mart_summaries(&self, summaries: &[(&str, RecordBatch)]) -> Result<(), WarehouseError> {
+        use rayon::prelude::*;
         let dir = self.root.join(MARTS_DIR).join(MART_SUMMARIES_DIR);
         fs::create_dir_all(&dir).map_err(|e| WarehouseError::io(&dir, e))?;
-        self.replace_file(&dir, &format!("{name}.parquet"), batch)
+        summaries.par_iter().try_for_each(|(name, batch)| self.replace_file(&dir, &format!("{name}.parquet"), batch))
     }
 
     fn replace_file(&self, dir: &Path, name: &str, batch: &RecordBatch) -> Result<(), WarehouseError> {
