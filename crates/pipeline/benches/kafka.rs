@@ -1,7 +1,8 @@
 //! Kafka → warehouse throughput beside the raw consume rate of the same broker and topic, with peak memory.
 //!
 //! `cargo bench -p permitflow-pipeline --bench kafka` starts a broker (the test kit's), fills a 6-partition
-//! topic with `PERMITFLOW_BENCH_EVENTS` generated events (default 3,000,000), then measures in one run:
+//! topic with `PERMITFLOW_BENCH_EVENTS` generated events (default 3,000,000: about seven years of the agency
+//! at `PERMITFLOW_BENCH_SCALE` 1, the default), then measures in one run:
 //! a bare rdkafka consumer reading the topic, and `run_kafka --stop-at-end` from the same topic into a
 //! committed warehouse. Targets: permitflow ≥ 60 % of the raw rate; peak memory ≤ 512 MiB.
 //! `RUST_LOG=permitflow_pipeline=debug` logs every flush. permitflow runs with the configuration a user
@@ -30,20 +31,23 @@ fn peak_rss_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-/// Generated event lines, years repeated (with other seeds) until `wanted` lines exist.
-fn workload(wanted: usize) -> Vec<Vec<u8>> {
+/// Generated event lines at `scale`, years repeated (with other seeds) until `wanted` lines exist, and
+/// how many years of events they are.
+fn workload(wanted: usize, scale: f64) -> (Vec<Vec<u8>>, f64) {
     let mut lines = Vec::with_capacity(wanted);
+    let mut years = 0.0;
     let mut year = 0;
     while lines.len() < wanted {
-        let config = GenConfig { seed: 42 + year, start_year: 2010 + year as i32, ..GenConfig::default() };
+        let config = GenConfig { seed: 42 + year, start_year: 2010 + year as i32, scale, ..GenConfig::default() };
         let mut out = Vec::new();
         generate_year(&config, config.start_year, &mut out).expect("generate");
-        lines.extend(
-            out.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(<[u8]>::to_vec).take(wanted - lines.len()),
-        );
+        let generated: Vec<&[u8]> = out.split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
+        let taken = generated.len().min(wanted - lines.len());
+        years += taken as f64 / generated.len() as f64;
+        lines.extend(generated[..taken].iter().map(|l| l.to_vec()));
         year += 1;
     }
-    lines
+    (lines, years)
 }
 
 fn raw_consume(broker: &KafkaBroker, topic: &str, expected: usize) -> (f64, u64) {
@@ -119,7 +123,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         *name = KafkaBroker::unique_name("bench-empty");
         broker.create_topic(name, 1)?;
     }
-    let lines = workload(events);
+    let scale: f64 = std::env::var("PERMITFLOW_BENCH_SCALE").ok().and_then(|v| v.parse().ok()).unwrap_or(1.0);
+    let (lines, years) = workload(events, scale);
     let started = Instant::now();
     let keyed = lines.into_iter().enumerate().map(|(i, line)| (Some(i.to_le_bytes().to_vec()), line));
     broker.produce(&topic, keyed)?;
@@ -155,7 +160,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     assert_eq!(stored as usize, events, "every event consumed and committed");
 
-    println!("{events} events, {mb:.1} MB, topic of {PARTITIONS} partitions on a local broker");
+    println!(
+        "{events} events ({years:.1} years at scale {scale}), {mb:.1} MB, topic of {PARTITIONS} partitions on a local broker"
+    );
     println!(
         "raw rdkafka consumer:     {raw_s:>7.2} s  {:>10.0} events/s  {:>6.1} MB/s",
         events as f64 / raw_s,

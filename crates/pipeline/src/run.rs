@@ -84,6 +84,8 @@ pub struct RunReport {
 
 /// Wait between polls: bounds how late a timer-driven flush or a shutdown request is noticed.
 const POLL: Duration = Duration::from_millis(100);
+/// Messages between two readings of the clock for the age and end checks.
+const CHECK_EVERY_MESSAGES: u32 = 256;
 /// First wait after a failed flush.
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 /// Time allowed to read topic metadata and watermarks.
@@ -344,6 +346,7 @@ impl Loop<'_> {
             targets.iter().copied().flatten().map(|(tp, _, high)| (tp.clone(), *high)).collect();
         let max_age = Duration::from_millis(flush.max_age_ms);
         let mut last_check = Instant::now();
+        let mut since_check = 0u32;
         loop {
             if shutdown.load(Ordering::SeqCst) {
                 info!("shutdown requested: flushing and committing what is buffered");
@@ -356,11 +359,17 @@ impl Loop<'_> {
             match message {
                 Some(Ok(message)) => due = self.consume(&message, flush, &ends),
                 Some(Err(e)) => warn!(error = %e, "Kafka consumer error; retrying"),
-                None => {}
+                None => since_check = CHECK_EVERY_MESSAGES,
             }
             self.handle_outcomes(false)?;
-            // Age and the end of a stop-at-end run are checked a few times a second, not per message.
-            if due || self.buffered_bytes >= flush.max_buffered_bytes || last_check.elapsed() >= POLL {
+            // Age and the end of a stop-at-end run are checked a few times a second (the clock is read every
+            // few hundred messages, or when none came), not per message.
+            since_check += 1;
+            let check = since_check >= CHECK_EVERY_MESSAGES && {
+                since_check = 0;
+                last_check.elapsed() >= POLL
+            };
+            if due || self.buffered_bytes >= flush.max_buffered_bytes || check {
                 last_check = Instant::now();
                 let now = Instant::now();
                 let aged = self.buffers.values().any(|b| b.started.is_some_and(|t| now.duration_since(t) >= max_age));
