@@ -59,4 +59,7 @@ pub enum PipelineError {
     /// Writing the warehouse failed.
     #[error(transparent)]
     Warehouse(#[from] permitflow_warehouse::WarehouseError),
+    /// The thread that writes and commits the Kafka buffers cannot work.
+    #[error("the flush thread {0}; nothing after the last commit was stored, and it is re-read on the next start")]
+    FlushThread(&'static str),
 }

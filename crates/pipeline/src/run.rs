@@ -324,7 +324,7 @@ pub fn run_kafka(
         std::thread::Builder::new()
             .name("permitflow-flush".into())
             .spawn_scoped(scope, move || flusher.run(&job_queue, &outcome_sender, shutdown))
-            .map_err(|e| PipelineError::Config(format!("cannot start the flush thread: {e}")))?;
+            .map_err(|_| PipelineError::FlushThread("cannot be started"))?;
         let result = run.consume_until_done(flush, targets.as_deref(), shutdown);
         // Ends the flusher after its last commit (its end closes the outcomes, so no wait outlives it).
         run.jobs = None;
@@ -482,8 +482,9 @@ impl Loop<'_> {
         }
         let jobs = self.jobs.as_ref().expect("the flusher runs while consuming");
         if jobs.send(sealed).is_err() {
-            // The flusher has ended: its last outcome says why.
-            return self.finish_in_flight();
+            // The flusher has ended: its last outcome may say why.
+            self.finish_in_flight()?;
+            return Err(PipelineError::FlushThread("has stopped"));
         }
         self.in_flight += 1;
         Ok(())
