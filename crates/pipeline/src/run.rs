@@ -105,10 +105,12 @@ struct PartitionBuffer {
     counts: Counts,
     bytes: usize,
     started: Option<Instant>,
+    /// In `--stop-at-end` mode, the high watermark seen at start: reaching it makes the buffer due.
+    end: Option<i64>,
 }
 
 impl PartitionBuffer {
-    fn new(tp: &TopicPartition, start: i64, decoder: Decoder) -> Self {
+    fn new(tp: &TopicPartition, start: i64, end: Option<i64>, decoder: Decoder) -> Self {
         PartitionBuffer {
             tp: tp.clone(),
             source: format!("kafka:{}/{}", tp.0, tp.1),
@@ -120,6 +122,7 @@ impl PartitionBuffer {
             counts: Counts::default(),
             bytes: 0,
             started: None,
+            end,
         }
     }
 
@@ -152,8 +155,8 @@ impl Sealed {
 
 /// What the flusher thread reports about one commit.
 enum Outcome {
-    /// The commit is in the warehouse.
-    Committed { counts: Vec<(TopicPartition, Counts)>, positions: Vec<(TopicPartition, i64)> },
+    /// The commit is in the warehouse: the counts and the new position of each partition.
+    Committed(Vec<(TopicPartition, Counts, i64)>),
     /// Another instance committed one of the ranges first: nothing was committed; these partitions must
     /// start again at the log's position.
     Conflict(Vec<TopicPartition>),
@@ -185,10 +188,7 @@ impl Flusher<'_> {
         loop {
             match self.commit(sealed) {
                 Ok(()) => {
-                    return Outcome::Committed {
-                        counts: sealed.iter().map(|s| (s.tp.clone(), s.counts)).collect(),
-                        positions: sealed.iter().map(|s| (s.tp.clone(), s.to_offset)).collect(),
-                    };
+                    return Outcome::Committed(sealed.iter().map(|s| (s.tp.clone(), s.counts, s.to_offset)).collect());
                 }
                 Err(PipelineError::Warehouse(WarehouseError::OffsetConflict(conflicts))) => {
                     warn!(?conflicts, "another instance committed these ranges first; re-reading from the log");
@@ -265,6 +265,8 @@ struct Loop<'a> {
     /// Commits handed to the flusher whose outcome has not been handled yet.
     in_flight: usize,
     buffers: BTreeMap<TopicPartition, PartitionBuffer>,
+    /// In `--stop-at-end` mode, the high watermark of each partition seen at start.
+    ends: BTreeMap<TopicPartition, i64>,
     /// Message bytes in all buffers.
     buffered_bytes: usize,
     report: RunReport,
@@ -318,6 +320,7 @@ pub fn run_kafka(
         outcomes,
         in_flight: 0,
         buffers: BTreeMap::new(),
+        ends: targets.iter().flatten().map(|(tp, _, high)| (tp.clone(), *high)).collect(),
         buffered_bytes: 0,
         report: RunReport::default(),
     };
@@ -342,9 +345,6 @@ impl Loop<'_> {
         targets: Option<&[(TopicPartition, i64, i64)]>,
         shutdown: &AtomicBool,
     ) -> Result<(), PipelineError> {
-        // The high watermark of each partition, looked up for every message in `--stop-at-end` mode.
-        let ends: BTreeMap<TopicPartition, i64> =
-            targets.iter().copied().flatten().map(|(tp, _, high)| (tp.clone(), *high)).collect();
         let max_age = Duration::from_millis(flush.max_age_ms);
         let mut last_check = Instant::now();
         let mut since_check = 0u32;
@@ -358,7 +358,7 @@ impl Loop<'_> {
             self.apply_events()?;
             let mut due = false;
             match message {
-                Some(Ok(message)) => due = self.consume(&message, flush, &ends),
+                Some(Ok(message)) => due = self.consume(&message, flush),
                 Some(Err(e)) => warn!(error = %e, "Kafka consumer error; retrying"),
                 None => since_check = CHECK_EVERY_MESSAGES,
             }
@@ -371,8 +371,8 @@ impl Loop<'_> {
                 last_check.elapsed() >= POLL
             };
             if due || self.buffered_bytes >= flush.max_buffered_bytes || check {
-                last_check = Instant::now();
                 let now = Instant::now();
+                last_check = now;
                 let aged = self.buffers.values().any(|b| b.started.is_some_and(|t| now.duration_since(t) >= max_age));
                 if due || aged || self.buffered_bytes >= flush.max_buffered_bytes {
                     debug!(total = self.buffered_bytes, "flushing every buffer");
@@ -418,7 +418,10 @@ impl Loop<'_> {
                             Decoder::new(lock(&self.warehouse).contract().clone(), self.pseudonymiser.clone());
                         // Nothing stored yet: the range starts at the first message read.
                         let start = start.unwrap_or(-1);
-                        if let Some(old) = self.buffers.insert(tp.clone(), PartitionBuffer::new(&tp, start, decoder)) {
+                        let end = self.ends.get(&tp).copied();
+                        if let Some(old) =
+                            self.buffers.insert(tp.clone(), PartitionBuffer::new(&tp, start, end, decoder))
+                        {
                             self.buffered_bytes -= old.bytes;
                         }
                     }
@@ -429,12 +432,7 @@ impl Loop<'_> {
     }
 
     /// Buffers one message; true when its partition's buffer is due for a flush.
-    fn consume(
-        &mut self,
-        message: &rdkafka::message::BorrowedMessage<'_>,
-        flush: &FlushConfig,
-        ends: &BTreeMap<TopicPartition, i64>,
-    ) -> bool {
+    fn consume(&mut self, message: &rdkafka::message::BorrowedMessage<'_>, flush: &FlushConfig) -> bool {
         use rdkafka::Message;
         let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
         let Some(buffer) = self.buffers.values_mut().find(|b| b.tp.1 == partition && b.tp.0 == topic) else {
@@ -464,7 +462,7 @@ impl Loop<'_> {
         buffer.started.get_or_insert_with(Instant::now);
         buffer.counts.read as usize >= flush.max_rows
             || buffer.bytes >= flush.max_bytes
-            || ends.get(&buffer.tp).is_some_and(|end| buffer.next_offset >= *end)
+            || buffer.end.is_some_and(|end| buffer.next_offset >= end)
     }
 
     /// Seals the buffers that `due` selects and hands them to the flusher as one commit; waits while the
@@ -507,9 +505,11 @@ impl Loop<'_> {
             };
             self.in_flight = self.in_flight.saturating_sub(1);
             match outcome {
-                Outcome::Committed { counts, positions } => {
-                    for (tp, counts) in counts {
-                        *self.report.partitions.entry(tp).or_default() += counts;
+                Outcome::Committed(partitions) => {
+                    let mut positions = Vec::with_capacity(partitions.len());
+                    for (tp, counts, position) in partitions {
+                        *self.report.partitions.entry(tp.clone()).or_default() += counts;
+                        positions.push((tp, position));
                     }
                     self.report.commits += 1;
                     if let Err(e) = self.source.commit_group_offsets(&positions) {
