@@ -8,7 +8,8 @@
 //!   the update of the touched periods (target < 10 % of full);
 //! - DuckDB: `tests/duckdb/indicators.py` over the same warehouse.
 //!
-//! `PERMITFLOW_BENCH_YEARS` and `PERMITFLOW_BENCH_SCALE` change the history. Without `--bench` (as
+//! `PERMITFLOW_BENCH_YEARS` and `PERMITFLOW_BENCH_SCALE` change the history;
+//! `RUST_LOG=permitflow_metrics=debug` logs the seconds of every cached table and view. Without `--bench` (as
 //! `cargo test` runs it) it checks itself on a small history instead.
 
 use std::time::Instant;
@@ -25,6 +26,9 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let measuring = std::env::args().any(|a| a == "--bench");
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
+    }
     let years: u32 = if measuring { env_or("PERMITFLOW_BENCH_YEARS", 10) } else { 2 };
     let scale: f64 = if measuring { env_or("PERMITFLOW_BENCH_SCALE", 1.0) } else { 0.01 };
     let dir = tempfile::tempdir()?;
