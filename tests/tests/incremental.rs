@@ -1,5 +1,6 @@
 //! Incremental materialisation gives the same marts as a full rebuild, also when later parts of the data
-//! are full of late events, and recomputes only the years the new events touch.
+//! are full of late events, and recomputes only the years the new events touch; compactions in between
+//! change no figure.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -7,7 +8,7 @@ use std::path::{Path, PathBuf};
 use permitflow_e2e::{ingest, rows, same_value};
 use permitflow_gen::{GenConfig, generate};
 use permitflow_metrics::{MODELS, MetricsConfig, Rebuild, Scope, materialize, session};
-use permitflow_warehouse::Warehouse;
+use permitflow_warehouse::{CompactOptions, Warehouse};
 
 /// The month ("YYYY-MM", as written, before UTC normalisation) of a generated line, if it parses.
 fn month_of(line: &str) -> Option<String> {
@@ -53,14 +54,21 @@ async fn marts(warehouse: &Warehouse) -> Vec<(String, Vec<Vec<String>>)> {
     out
 }
 
-fn modified(path: &Path) -> std::time::SystemTime {
-    std::fs::metadata(path).and_then(|m| m.modified()).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+/// Every mart of `warehouse` equals the full rebuild's (`full`), row by row.
+async fn assert_same_marts(warehouse: &Warehouse, full: &Warehouse, what: &str) {
+    for ((name, rows), (_, full_rows)) in marts(warehouse).await.into_iter().zip(marts(full).await) {
+        assert!(!full_rows.is_empty() || name == "data_quality", "{name} is empty");
+        assert_eq!(rows.len(), full_rows.len(), "{name}: row count ({what})");
+        for (a, b) in rows.iter().zip(&full_rows) {
+            let same = a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same_value(x, y, 1e-9));
+            assert!(same, "{name}: row {a:?} ({what}) differs from the full rebuild's {b:?}");
+        }
+    }
 }
 
-#[tokio::test]
-async fn incremental_materialisation_of_parts_with_late_events_equals_a_full_rebuild() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let config = GenConfig {
+/// Two years with resent duplicates, late events and malformed lines.
+fn two_years_with_bad_and_late_events() -> GenConfig {
+    GenConfig {
         start_year: 2017,
         years: 2,
         scale: 0.01,
@@ -68,7 +76,17 @@ async fn incremental_materialisation_of_parts_with_late_events_equals_a_full_reb
         late_share: 0.02,
         malformed_share: 0.005,
         ..GenConfig::default()
-    };
+    }
+}
+
+fn modified(path: &Path) -> std::time::SystemTime {
+    std::fs::metadata(path).and_then(|m| m.modified()).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[tokio::test]
+async fn incremental_materialisation_of_parts_with_late_events_equals_a_full_rebuild() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = two_years_with_bad_and_late_events();
     let generated = generate(&config, &dir.path().join("input"), &mut |_, _| {}).expect("generate");
     let parts = split(&generated.files, dir.path());
 
@@ -94,12 +112,57 @@ async fn incremental_materialisation_of_parts_with_late_events_equals_a_full_reb
     ingest(&mut full, &parts);
     materialize(&full, &MetricsConfig::default(), Rebuild::Full).await.expect("materialize");
 
-    for ((name, incremental_rows), (_, full_rows)) in marts(&incremental).await.into_iter().zip(marts(&full).await) {
-        assert!(!full_rows.is_empty() || name == "data_quality", "{name} is empty");
-        assert_eq!(incremental_rows.len(), full_rows.len(), "{name}: row count");
-        for (a, b) in incremental_rows.iter().zip(&full_rows) {
-            let same = a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same_value(x, y, 1e-9));
-            assert!(same, "{name}: incremental row {a:?} differs from the full rebuild's {b:?}");
-        }
+    assert_same_marts(&incremental, &full, "incremental").await;
+}
+
+/// Every `n`-th line of the generated files (from `offset`), as one file.
+fn interleaved(files: &[PathBuf], out: &Path, n: usize, offset: usize) -> PathBuf {
+    let path = out.join(format!("every-{n}-from-{offset}.ndjson"));
+    let mut file = std::fs::File::create(&path).expect("create part");
+    let lines = files.iter().flat_map(|f| {
+        std::fs::read(f).expect("read input").split(|b| *b == b'\n').map(<[u8]>::to_vec).collect::<Vec<_>>()
+    });
+    for line in lines.filter(|l| !l.is_empty()).skip(offset).step_by(n) {
+        file.write_all(&line).and_then(|()| file.write_all(b"\n")).expect("write part");
     }
+    path
+}
+
+#[tokio::test]
+async fn compactions_between_materialisations_keep_the_marts_equal_to_a_full_rebuild() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = two_years_with_bad_and_late_events();
+    let generated = generate(&config, &dir.path().join("input"), &mut |_, _| {}).expect("generate");
+    // Four parts spread over the whole history: each day gets a file from each part.
+    let parts: Vec<PathBuf> = (0..4).map(|i| interleaved(&generated.files, dir.path(), 4, i)).collect();
+    let metrics = MetricsConfig::default();
+
+    let mut warehouse = Warehouse::open(dir.path().join("compacted")).expect("open");
+    ingest(&mut warehouse, &parts[..2]);
+    materialize(&warehouse, &metrics, Rebuild::Incremental).await.expect("materialize");
+    ingest(&mut warehouse, &parts[2..3]);
+    // What the marts have seen is compacted; the third part's files stay as they were.
+    let through_seq = permitflow_metrics::materialized_through(&warehouse).expect("state");
+    let report = warehouse.compact(&CompactOptions { min_files: 2, through_seq }).expect("compact");
+    assert!(report.files_before >= 2 * report.files_after, "{report:?}");
+    let update = materialize(&warehouse, &metrics, Rebuild::Incremental).await.expect("materialize");
+    assert!(
+        matches!(update.scope, Scope::FromYear(_)),
+        "still incremental after compacting what the marts had seen: {:?}",
+        update.scope
+    );
+
+    ingest(&mut warehouse, &parts[3..]);
+    // Now also the files the marts have not seen: the next materialisation must not trust its summaries.
+    warehouse.compact(&CompactOptions { min_files: 2, through_seq: None }).expect("compact");
+    let update = materialize(&warehouse, &metrics, Rebuild::Incremental).await.expect("materialize");
+    assert_eq!(
+        update.scope,
+        Scope::Full { reason: "files committed since the last materialisation were compacted before it" }
+    );
+
+    let mut full = Warehouse::open(dir.path().join("full")).expect("open");
+    ingest(&mut full, &parts);
+    materialize(&full, &metrics, Rebuild::Full).await.expect("materialize");
+    assert_same_marts(&warehouse, &full, "after compactions").await;
 }

@@ -16,11 +16,11 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use permitflow_gen::{GenConfig, GenSummary, generate};
-use permitflow_metrics::{Rebuild, Scope, materialize, session};
+use permitflow_metrics::{Rebuild, Scope, materialize, materialized_through, session};
 use permitflow_pipeline::{Config, FileReport, RunOptions, RunReport, ingest_files, run_kafka};
 use permitflow_schema::Pseudonymiser;
 use permitflow_source::expand_inputs;
-use permitflow_warehouse::{Counts, Warehouse};
+use permitflow_warehouse::{CompactOptions, CompactionReport, Counts, Warehouse};
 use tracing_subscriber::EnvFilter;
 
 use crate::progress::{GenerateProgress, IngestProgress};
@@ -55,6 +55,18 @@ enum Command {
         /// Rebuild every mart from scratch.
         #[arg(long)]
         full: bool,
+    },
+    /// Rewrite each partition of many small files as one file (atomically for readers).
+    Compact {
+        #[command(flatten)]
+        warehouse: WarehouseArg,
+        /// Rewrite a partition once it has this many files (default: `compaction.min_files` of the config).
+        #[arg(long, value_name = "N")]
+        min_files: Option<usize>,
+        /// Also rewrite files the marts have not been materialised over yet (the next `materialize` is then
+        /// a full one).
+        #[arg(long)]
+        all: bool,
     },
     /// Run SQL over the event tables, `_rejections` and the marts; prints a table.
     Query {
@@ -196,6 +208,18 @@ fn run(cli: Cli) -> Result<()> {
                 }
                 flag.store(true, Ordering::SeqCst);
             });
+            if config.compaction.interval_s > 0 {
+                let (root, compaction) = (warehouse.root().to_path_buf(), config.compaction.clone());
+                runtime.spawn(async move {
+                    let mut ticker = tokio::time::interval(std::time::Duration::from_secs(compaction.interval_s));
+                    ticker.tick().await;
+                    loop {
+                        ticker.tick().await;
+                        let (root, min_files) = (root.clone(), compaction.min_files);
+                        let _ = tokio::task::spawn_blocking(move || compact_in_background(&root, min_files)).await;
+                    }
+                });
+            }
             let options = RunOptions { stop_at_end };
             let interval = config.metrics.materialize_interval_s;
             let root = warehouse.root().to_path_buf();
@@ -216,6 +240,11 @@ fn run(cli: Cli) -> Result<()> {
                 runtime.block_on(materialize_in_background(&root, &config.metrics));
             }
             print_run_report(&report);
+        }
+        Command::Compact { warehouse, min_files, all } => {
+            let mut warehouse = open_warehouse(warehouse.warehouse.as_deref(), &config)?;
+            let min_files = min_files.unwrap_or(config.compaction.min_files);
+            run_compact(&mut warehouse, min_files, all)?;
         }
         Command::Materialize { warehouse, full } => {
             let warehouse = open_warehouse(warehouse.warehouse.as_deref(), &config)?;
@@ -404,6 +433,49 @@ async fn materialize_in_background(root: &Path, metrics: &permitflow_metrics::Me
             "marts updated"
         ),
         Err(e) => tracing::warn!(error = %e, "updating the marts failed; retrying at the next interval"),
+    }
+}
+
+/// Compacts what the marts have seen (so their next update stays incremental).
+fn compact_warehouse(warehouse: &mut Warehouse, min_files: usize, all: bool) -> Result<CompactionReport> {
+    let through_seq = if all { None } else { materialized_through(warehouse)? };
+    let options = CompactOptions { min_files, through_seq };
+    Ok(warehouse.compact(&options)?)
+}
+
+fn run_compact(warehouse: &mut Warehouse, min_files: usize, all: bool) -> Result<()> {
+    let started = Instant::now();
+    let report = compact_warehouse(warehouse, min_files, all)
+        .with_context(|| format!("compacting the warehouse {}", warehouse.root().display()))?;
+    match report.seq {
+        None => println!("no partition has {min_files} or more files; nothing to compact"),
+        Some(seq) => println!(
+            "compacted {} partitions through commit {seq} in {:.1} s: {} files ({:.1} MB) → {} files ({:.1} MB), {} rows",
+            report.partitions,
+            started.elapsed().as_secs_f64(),
+            report.files_before,
+            report.bytes_before as f64 / 1e6,
+            report.files_after,
+            report.bytes_after as f64 / 1e6,
+            report.rows
+        ),
+    }
+    Ok(())
+}
+
+fn compact_in_background(root: &Path, min_files: usize) {
+    let started = Instant::now();
+    let result = Warehouse::open(root)
+        .map_err(anyhow::Error::from)
+        .and_then(|mut warehouse| compact_warehouse(&mut warehouse, min_files, false));
+    match result {
+        Ok(report) => tracing::info!(
+            partitions = report.partitions,
+            files_before = report.files_before,
+            seconds = started.elapsed().as_secs_f64(),
+            "compacted"
+        ),
+        Err(e) => tracing::warn!(error = %e, "compaction failed; retrying at the next interval"),
     }
 }
 

@@ -1,4 +1,5 @@
-//! The `permitflow` binary as users run it: output, errors, and a file ingest killed again and again.
+//! The `permitflow` binary as users run it: output, errors, and a file ingest and a compaction killed again
+//! and again.
 
 use std::borrow::BorrowMut;
 use std::path::Path;
@@ -179,4 +180,82 @@ fn ingest_killed_again_and_again_loses_nothing_and_stores_nothing_twice() {
     }
     assert!(kills >= 5, "only {kills} kills: the input is too small to exercise recovery");
     assert_eq!(fingerprint(&killed), fingerprint(&clean));
+}
+
+/// Partition directories under `events/` and `_rejections` with the number of `.parquet` files in each.
+fn files_per_partition(warehouse: &Path) -> Vec<(std::path::PathBuf, usize)> {
+    fn walk(dir: &Path, out: &mut Vec<(std::path::PathBuf, usize)>) {
+        let mut files = 0;
+        for entry in std::fs::read_dir(dir).expect("list").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "parquet") {
+                files += 1;
+            }
+        }
+        if files > 0 {
+            out.push((dir.to_path_buf(), files));
+        }
+    }
+    let mut out = Vec::new();
+    walk(&warehouse.join("events"), &mut out);
+    walk(&warehouse.join("_rejections"), &mut out);
+    out
+}
+
+#[test]
+fn compaction_killed_again_and_again_loses_nothing_and_stores_nothing_twice() {
+    let dir = tempfile::tempdir().expect("dir");
+    let input = generate(dir.path(), "0.1");
+    // Four interleaved parts: every day of every table gets a file from each.
+    let parts = dir.path().join("parts");
+    std::fs::create_dir_all(&parts).expect("mkdir");
+    let mut lines = Vec::new();
+    for entry in std::fs::read_dir(&input).expect("input").flatten() {
+        let text = std::fs::read(entry.path()).expect("read");
+        lines.extend(text.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(<[u8]>::to_vec));
+    }
+    for part in 0..4 {
+        let text: Vec<u8> = lines.iter().skip(part).step_by(4).flat_map(|l| l.iter().chain(b"\n")).copied().collect();
+        std::fs::write(parts.join(format!("part{part}.ndjson")), text).expect("write part");
+    }
+    let wh = dir.path().join("wh");
+    let wh_arg = wh.display().to_string();
+    ok(permitflow(&["ingest", "--warehouse", &wh_arg]).arg(&parts).env("PERMITFLOW__PRIVACY__KEY", KEY));
+    let before = fingerprint(&wh_arg);
+    let files_before: usize = files_per_partition(&wh).iter().map(|(_, n)| n).sum();
+
+    let mut kills = 0;
+    let started = Instant::now();
+    while kills < 12 {
+        assert!(started.elapsed() < Duration::from_secs(600), "only {kills} kills in 10 minutes");
+        let mut child = permitflow(&["compact", "--warehouse", &wh_arg, "--min-files", "2"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        // Kill at varying moments: while rewriting, between a commit and its swaps, between commits.
+        std::thread::sleep(Duration::from_millis(150 + 137 * (kills % 9)));
+        match child.try_wait().expect("poll") {
+            Some(status) => {
+                assert!(status.success(), "compact failed after {kills} kills");
+                break;
+            }
+            None => {
+                child.kill().expect("SIGKILL");
+                child.wait().expect("reap");
+                kills += 1;
+            }
+        }
+    }
+    let last = ok(permitflow(&["compact", "--warehouse", &wh_arg, "--min-files", "2"]));
+    assert!(kills >= 5, "only {kills} kills: the warehouse is too small to exercise recovery ({last})");
+    let partitions = files_per_partition(&wh);
+    assert!(partitions.iter().all(|(_, n)| *n == 1), "one file per partition: {partitions:?}");
+    assert!(partitions.len() * 3 < files_before, "{} partitions held {files_before} files", partitions.len());
+    let leftovers = std::fs::read_dir(wh.join("_compaction")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(leftovers, 0, "no compaction leftovers");
+    ok(permitflow(&["materialize", "--warehouse", &wh_arg, "--full"]));
+    assert_eq!(fingerprint(&wh_arg), before, "after {kills} kills");
 }

@@ -51,7 +51,7 @@ use arrow::error::ArrowError;
 use chrono::{DateTime, Datelike};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use permitflow_warehouse::{CommittedFile, REJECTIONS_TABLE, Warehouse, register_tables};
+use permitflow_warehouse::{Commit, CommittedFile, REJECTIONS_TABLE, Warehouse, register_tables};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tracing::{debug, info, info_span};
@@ -439,6 +439,13 @@ fn cached_view_columns(view: &str) -> Option<&'static [&'static str]> {
     })
 }
 
+/// The last commit the marts were materialised through, if they were (a compaction passes it on as
+/// [`permitflow_warehouse::CompactOptions::through_seq`], so the next incremental run stays incremental).
+pub fn materialized_through(warehouse: &Warehouse) -> Result<Option<u64>, MetricsError> {
+    let state: Option<State> = warehouse.mart_state()?.and_then(|text| serde_json::from_str(&text).ok());
+    Ok(state.map(|s| s.through_seq))
+}
+
 /// Brings the marts up to date with the committed events.
 pub async fn materialize(
     warehouse: &Warehouse,
@@ -452,10 +459,13 @@ pub async fn materialize(
     let calendar = Calendar::of(commits.iter().flat_map(|c| &c.files));
     let fingerprint = fingerprint(&targets);
     let state: Option<State> = warehouse.mart_state()?.and_then(|text| serde_json::from_str(&text).ok());
-    let new_files: Vec<&CommittedFile> = match &state {
-        Some(state) => commits.iter().filter(|c| c.seq > state.through_seq).flat_map(|c| &c.files).collect(),
-        None => Vec::new(),
-    };
+    let since = |c: &&Commit| state.as_ref().is_some_and(|s| c.seq > s.through_seq);
+    // A compaction adds no data: its files hold rows the marts have seen, or rows of the files it replaced.
+    let new_files: Vec<&CommittedFile> =
+        commits.iter().filter(since).filter(|c| !c.is_compaction()).flat_map(|c| &c.files).collect();
+    let new_paths: std::collections::HashSet<&str> = new_files.iter().map(|f| f.path.as_str()).collect();
+    let new_files_compacted =
+        commits.iter().filter(since).flat_map(|c| &c.removes).any(|path| new_paths.contains(path.as_str()));
     let scope = match (&state, rebuild) {
         (_, Rebuild::Full) => Scope::Full { reason: "requested" },
         (None, _) => Scope::Full { reason: "no earlier materialisation" },
@@ -463,6 +473,9 @@ pub async fn materialize(
             Scope::Full { reason: "the models or targets changed" }
         }
         (Some(state), _) if state.through_seq == through_seq => Scope::UpToDate,
+        _ if new_files_compacted => {
+            Scope::Full { reason: "files committed since the last materialisation were compacted before it" }
+        }
         _ if !history::summaries_exist(warehouse) => {
             Scope::Full { reason: "the whole-history summaries (marts/_summaries) are missing" }
         }

@@ -36,6 +36,27 @@ pub struct Config {
     pub topics: TopicsConfig,
     /// When `permitflow run` writes and commits.
     pub flush: FlushConfig,
+    /// Rewriting partitions of many small files as one (`permitflow compact`, and `permitflow run`).
+    pub compaction: CompactionConfig,
+}
+
+/// `[compaction]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CompactionConfig {
+    /// A partition (a table's day or month, or `_rejections`) is rewritten as one file once it has this
+    /// many committed files (default 8; at least 2).
+    pub min_files: usize,
+    /// `permitflow run` compacts this many seconds after the previous compaction (default 3600; 0: never,
+    /// run `permitflow compact` yourself). A stream at the agency's pace leaves about one file per event
+    /// and flush; compaction keeps scans by DataFusion, DuckDB and Spark fast.
+    pub interval_s: u64,
+}
+
+impl Default for CompactionConfig {
+    fn default() -> Self {
+        CompactionConfig { min_files: 8, interval_s: 3600 }
+    }
 }
 
 /// `[warehouse]`
@@ -165,6 +186,12 @@ impl Config {
                 self.flush.max_buffered_bytes, self.flush.max_bytes
             )));
         }
+        if self.compaction.min_files < 2 {
+            return Err(PipelineError::Config(format!(
+                "compaction.min_files ({}) must be at least 2: one file is already compact",
+                self.compaction.min_files
+            )));
+        }
         let contract = permitflow_schema::Contract::embedded()?;
         let known = contract
             .event("application.submitted")
@@ -181,6 +208,15 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_example_kafka_config_loads_and_states_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipelines/kafka.toml");
+        let config = Config::load_from(Some(&path), Some(config::Map::new())).expect("the example loads");
+        assert_eq!(config.flush, FlushConfig::default(), "[flush] of the example");
+        assert_eq!(config.compaction, CompactionConfig::default(), "[compaction] of the example");
+        assert_eq!(config.metrics.materialize_interval_s, MetricsConfig::default().materialize_interval_s);
+    }
 
     #[test]
     fn file_values_are_read_and_unknown_keys_refused() {

@@ -32,7 +32,7 @@ mod config;
 mod ingest;
 mod run;
 
-pub use config::{Config, ENV_PREFIX, IngestConfig, PrivacyConfig, WarehouseConfig};
+pub use config::{CompactionConfig, Config, ENV_PREFIX, IngestConfig, PrivacyConfig, WarehouseConfig};
 pub use ingest::{FileReport, Progress, ingest_files};
 pub use permitflow_metrics::MetricsConfig;
 pub use permitflow_source::kafka::{KafkaConfig, TopicsConfig};

@@ -11,6 +11,7 @@ use arrow::datatypes::{DataType, Field as ArrowField, Int8Type, Int32Type, Schem
 use arrow::error::ArrowError;
 
 use crate::contract::{Field, FieldKind};
+use crate::privacy::Pseudonymiser;
 
 /// Name of the lineage column holding the source of a row (`file:<path>` or `kafka:<topic>/<partition>`).
 pub const SOURCE_COLUMN: &str = "source";
@@ -70,8 +71,11 @@ pub fn arrow_schema(fields: &[Field]) -> SchemaRef {
 pub enum Staged<'a> {
     /// Absent optional field.
     Null,
-    /// A string (already pseudonymised where the contract says so).
+    /// A string stored as given.
     Str(Cow<'a, str>),
+    /// A personal reference, stored as its pseudonym (computed when the row is appended, so a
+    /// rejected line costs no HMAC).
+    Personal(Cow<'a, str>),
     /// Index into an enum's values.
     Enum(i8),
     /// A whole number.
@@ -142,10 +146,14 @@ impl ColumnBuilder {
     }
 
     /// Appends a staged value; the decoder only stages values of the column's kind.
-    pub(crate) fn append(&mut self, value: &Staged<'_>) {
+    pub(crate) fn append(&mut self, value: &Staged<'_>, pseudonymiser: &Pseudonymiser) {
         match (self, value) {
             (ColumnBuilder::Dictionary { keys, .. }, Staged::Enum(i)) => keys.append_value(*i),
             (ColumnBuilder::Utf8(b), Staged::Str(s)) => b.append_value(s),
+            (ColumnBuilder::Utf8(b), Staged::Personal(s)) => {
+                let mut out = [0u8; 64];
+                b.append_value(pseudonymiser.pseudonymise(s, &mut out));
+            }
             (ColumnBuilder::Utf8(b), Staged::Month { text, .. }) => b.append_value(text),
             (ColumnBuilder::Timestamp(b), Staged::Timestamp(t)) => b.append_value(*t),
             (ColumnBuilder::Int64(b), Staged::Int(v)) => b.append_value(*v),

@@ -227,7 +227,7 @@ impl Decoder {
         if let Ok((event, partition_key)) = result {
             let table = &mut self.tables[event];
             for (column, value) in table.columns.iter_mut().zip(&staged) {
-                column.append(value);
+                column.append(value, &self.pseudonymiser);
             }
             table.source.append_value(position.source);
             table.offset.append_value(position.offset);
@@ -334,12 +334,7 @@ impl Decoder {
                         format!("must have at least {min_len} character(s)"),
                     ));
                 }
-                if field.pseudonymise {
-                    let mut out = [0u8; 64];
-                    Ok(Staged::Str(Cow::Owned(self.pseudonymiser.pseudonymise(&s, &mut out).to_string())))
-                } else {
-                    Ok(Staged::Str(s))
-                }
+                Ok(if field.pseudonymise { Staged::Personal(s) } else { Staged::Str(s) })
             }
             FieldKind::Uuid => {
                 let s = parse_str(raw, name)?;

@@ -10,6 +10,8 @@
 //! positions they cover and renames them into place. On open, staged files
 //! that no commit names are removed and committed ones not yet renamed are
 //! finished, so a crash at any point leaves either all of a commit or none.
+//! [`Warehouse::compact`] rewrites partitions of many small files as one file each, recorded in the
+//! log and swapped in atomically (the `compact` module).
 //!
 //! ```
 //! use permitflow_schema::{Contract, Decoder, Position, Pseudonymiser};
@@ -41,6 +43,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod compact;
 mod log;
 mod marts;
 mod rejections;
@@ -60,6 +63,7 @@ use permitflow_schema::{Contract, DecodedBatch, EventSchema};
 use rayon::prelude::*;
 use tracing::{debug, info_span, warn};
 
+pub use compact::{COMPACTION_DIR, CompactOptions, CompactionReport};
 pub use log::{
     COMMITS_DIR, Commit, CommitLog, CommittedFile, Counts, FileProgress, OffsetConflict, SourceRange, TopicPartition,
 };
@@ -141,6 +145,9 @@ impl WarehouseError {
 #[derive(Debug)]
 pub struct PendingCommit {
     stem: String,
+    /// The layout lock, shared, from the first staged file until the commit is renamed into place (so a
+    /// compaction never swaps a partition under a write).
+    layout: Option<compact::LayoutLock>,
     staged: Vec<(CommittedFile, PathBuf)>,
     sources: Vec<SourceRange>,
     counts: Counts,
@@ -150,7 +157,13 @@ impl PendingCommit {
     /// A new pending commit; `stem` makes its file names unique and deterministic
     /// (derive it from the source position, e.g. file hash and first line).
     pub fn new(stem: impl Into<String>) -> Self {
-        PendingCommit { stem: stem.into(), staged: Vec::new(), sources: Vec::new(), counts: Counts::default() }
+        PendingCommit {
+            stem: stem.into(),
+            layout: None,
+            staged: Vec::new(),
+            sources: Vec::new(),
+            counts: Counts::default(),
+        }
     }
 
     /// Records a source range covered by this commit and the inputs counted in it.
@@ -288,6 +301,12 @@ impl Warehouse {
     ///
     /// Files staged by a live writer (another process sharing the warehouse) are left alone.
     fn recover(&self) -> Result<(), WarehouseError> {
+        self.recover_holding_layout(false)
+    }
+
+    /// [`Warehouse::recover`]; `holding_layout`: the caller holds the layout lock exclusively (a compaction).
+    fn recover_holding_layout(&self, holding_layout: bool) -> Result<(), WarehouseError> {
+        self.recover_compactions(holding_layout)?;
         let committed: std::collections::HashSet<&str> =
             self.log.commits().iter().flat_map(|c| c.files.iter().map(|f| f.path.as_str())).collect();
         let is_live = |writer: &str| WriterLock::is_live(&self.root, writer);
@@ -308,7 +327,11 @@ impl Warehouse {
             let relative = relative_path(&self.root, &final_path);
             if committed.contains(relative.as_str()) {
                 debug!(file = %relative, "finishing committed file");
-                fs::rename(&path, &final_path).map_err(|e| WarehouseError::io(&path, e))?;
+                match fs::rename(&path, &final_path) {
+                    // Another process recovering the same warehouse finished it first.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    result => result.map_err(|e| WarehouseError::io(&path, e))?,
+                }
             } else {
                 warn!(file = %path.display(), "removing a file staged by an interrupted, uncommitted write");
                 fs::remove_file(&path).map_err(|e| WarehouseError::io(&path, e))?;
@@ -352,6 +375,9 @@ impl Warehouse {
         }
         let table_dir = self.table_dir(&event.table);
         let writer = self.writer_id()?;
+        if pending.layout.is_none() {
+            pending.layout = Some(self.share_layout()?);
+        }
         let files: Vec<(PathBuf, String, Vec<(usize, usize)>)> = rows_by_key
             .into_iter()
             .enumerate()
@@ -387,6 +413,9 @@ impl Warehouse {
     pub fn stage_rejections(&self, pending: &mut PendingCommit, batch: &RecordBatch) -> Result<(), WarehouseError> {
         if batch.num_rows() == 0 {
             return Ok(());
+        }
+        if pending.layout.is_none() {
+            pending.layout = Some(self.share_layout()?);
         }
         let name = pending.name_at(pending.staged.len());
         let file =
@@ -449,6 +478,7 @@ impl Warehouse {
                 files: pending.staged.iter().map(|(f, _)| f.clone()).collect(),
                 sources: pending.sources.clone(),
                 counts: pending.counts,
+                removes: Vec::new(),
             };
             let writer = self.writer_id()?.to_string();
             match self.log.append(commit.clone(), &writer) {
@@ -528,7 +558,7 @@ fn collect_in_progress(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Warehou
     Ok(())
 }
 
-fn relative_path(root: &Path, path: &Path) -> String {
+pub(crate) fn relative_path(root: &Path, path: &Path) -> String {
     let relative = path.strip_prefix(root).unwrap_or(path);
     relative.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
 }

@@ -16,6 +16,9 @@ use crate::WarehouseError;
 
 /// Version of the commit record format.
 pub const COMMIT_FORMAT_VERSION: u32 = 1;
+/// Version of a compaction record (one with [`Commit::removes`]); data commits keep version 1, so a
+/// warehouse that was never compacted stays readable by earlier permitflow versions.
+pub const COMPACTION_FORMAT_VERSION: u32 = 2;
 /// Directory of the log inside the warehouse.
 pub const COMMITS_DIR: &str = "_commits";
 
@@ -33,6 +36,17 @@ pub struct Commit {
     pub sources: Vec<SourceRange>,
     /// Inputs read, accepted and rejected in this commit.
     pub counts: Counts,
+    /// Data files that a compaction replaced by [`Commit::files`] (the same rows), paths relative to the
+    /// warehouse root; empty for a commit of new data.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removes: Vec<String>,
+}
+
+impl Commit {
+    /// True for a compaction: it rewrites committed rows into fewer files and adds no data.
+    pub fn is_compaction(&self) -> bool {
+        !self.removes.is_empty()
+    }
 }
 
 /// A data file added by a commit.
@@ -160,7 +174,12 @@ impl CommitLog {
             };
             let commit: Commit = serde_json::from_str(&text)
                 .map_err(|e| WarehouseError::CorruptLog { path: path.clone(), message: e.to_string() })?;
-            if commit.seq != self.next_seq() || commit.version != COMMIT_FORMAT_VERSION {
+            let known_version = match commit.version {
+                COMMIT_FORMAT_VERSION => !commit.is_compaction(),
+                COMPACTION_FORMAT_VERSION => true,
+                _ => false,
+            };
+            if commit.seq != self.next_seq() || !known_version {
                 return Err(WarehouseError::CorruptLog {
                     path,
                     message: format!("record says seq {} version {}", commit.seq, commit.version),
@@ -225,6 +244,25 @@ impl CommitLog {
     /// All commits, oldest first.
     pub fn commits(&self) -> &[Commit] {
         &self.commits
+    }
+
+    /// The data files that hold the warehouse's rows now: every committed file no later compaction
+    /// replaced, in commit order.
+    pub fn live_files(&self) -> Vec<&CommittedFile> {
+        let mut files: Vec<Option<&CommittedFile>> = Vec::new();
+        let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        for commit in &self.commits {
+            for path in &commit.removes {
+                if let Some(i) = index.remove(path.as_str()) {
+                    files[i] = None;
+                }
+            }
+            for file in &commit.files {
+                index.insert(&file.path, files.len());
+                files.push(Some(file));
+            }
+        }
+        files.into_iter().flatten().collect()
     }
 
     /// The sequence number the next commit will get.
