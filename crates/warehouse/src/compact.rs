@@ -206,15 +206,8 @@ impl Warehouse {
     fn partitions_to_compact(&self, options: &CompactOptions) -> Vec<Partition<'_>> {
         let through = options.through_seq.unwrap_or(u64::MAX);
         let mut by_dir: BTreeMap<&str, Partition<'_>> = BTreeMap::new();
-        let live = self.log.live_files();
-        let mut seq_of: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
-        for commit in self.log.commits() {
-            for file in &commit.files {
-                seq_of.insert(&file.path, commit.seq);
-            }
-        }
-        for file in live {
-            if seq_of.get(file.path.as_str()).is_some_and(|seq| *seq > through) {
+        for (seq, file) in self.log.live_files() {
+            if seq > through {
                 continue;
             }
             let dir = file.path.rsplit_once('/').map_or("", |(dir, _)| dir);
@@ -289,7 +282,7 @@ impl Warehouse {
         }
         let _layout = if holding_layout { None } else { Some(LayoutLock::acquire(&self.root, true)?) };
         let live: std::collections::HashSet<&str> =
-            self.log.live_files().into_iter().map(|f| f.path.as_str()).collect();
+            self.log.live_files().into_iter().map(|(_, f)| f.path.as_str()).collect();
         for (writer, work) in abandoned {
             let prefix = format!("{COMPACTED_PREFIX}{writer}-");
             let mut compacted = Vec::new();

@@ -247,9 +247,9 @@ impl CommitLog {
     }
 
     /// The data files that hold the warehouse's rows now: every committed file no later compaction
-    /// replaced, in commit order.
-    pub fn live_files(&self) -> Vec<&CommittedFile> {
-        let mut files: Vec<Option<&CommittedFile>> = Vec::new();
+    /// replaced, in commit order, each with the sequence number of the commit that added it.
+    pub fn live_files(&self) -> Vec<(u64, &CommittedFile)> {
+        let mut files: Vec<Option<(u64, &CommittedFile)>> = Vec::new();
         let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
         for commit in &self.commits {
             for path in &commit.removes {
@@ -259,7 +259,7 @@ impl CommitLog {
             }
             for file in &commit.files {
                 index.insert(&file.path, files.len());
-                files.push(Some(file));
+                files.push(Some((commit.seq, file)));
             }
         }
         files.into_iter().flatten().collect()
