@@ -166,3 +166,47 @@ async fn compactions_between_materialisations_keep_the_marts_equal_to_a_full_reb
     materialize(&full, &metrics, Rebuild::Full).await.expect("materialize");
     assert_same_marts(&warehouse, &full, "after compactions").await;
 }
+
+/// The lines of the generated files whose index modulo `n` is in `residues`, as one file.
+fn residues(files: &[PathBuf], out: &Path, n: usize, residues: std::ops::Range<usize>) -> PathBuf {
+    let path = out.join(format!("mod-{n}-{}-{}.ndjson", residues.start, residues.end));
+    let mut file = std::fs::File::create(&path).expect("create part");
+    let lines = files.iter().flat_map(|f| {
+        std::fs::read(f).expect("read input").split(|b| *b == b'\n').map(<[u8]>::to_vec).collect::<Vec<_>>()
+    });
+    for (_, line) in lines.filter(|l| !l.is_empty()).enumerate().filter(|(i, _)| residues.contains(&(i % n))) {
+        file.write_all(&line).and_then(|()| file.write_all(b"\n")).expect("write part");
+    }
+    path
+}
+
+#[tokio::test]
+async fn small_updates_kept_as_summary_deltas_equal_a_full_rebuild() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = two_years_with_bad_and_late_events();
+    let generated = generate(&config, &dir.path().join("input"), &mut |_, _| {}).expect("generate");
+    // The bulk of the history first, then three updates of 1 % of the lines each, spread over both years.
+    let mut parts = vec![residues(&generated.files, dir.path(), 100, 3..100)];
+    parts.extend((0..3).map(|i| residues(&generated.files, dir.path(), 100, i..i + 1)));
+    let metrics = MetricsConfig::default();
+
+    let mut warehouse = Warehouse::open(dir.path().join("incremental")).expect("open");
+    for (n, part) in parts.iter().enumerate() {
+        ingest(&mut warehouse, std::slice::from_ref(part));
+        let report = materialize(&warehouse, &metrics, Rebuild::Incremental).await.expect("materialize");
+        for firsts in ["application_firsts", "decision_firsts"] {
+            let deltas = warehouse.mart_summary_deltas(firsts).expect("deltas");
+            if n == 0 {
+                assert!(deltas.is_empty(), "a full run writes the base of {firsts} only: {deltas:?}");
+            } else {
+                assert!(matches!(report.scope, Scope::FromYear(_)), "update {n}: {:?}", report.scope);
+                assert_eq!(deltas.len(), 1, "update {n}: the newest delta of {firsts} replaces the older ones");
+            }
+        }
+    }
+
+    let mut full = Warehouse::open(dir.path().join("full")).expect("open");
+    ingest(&mut full, &parts);
+    materialize(&full, &metrics, Rebuild::Full).await.expect("materialize");
+    assert_same_marts(&warehouse, &full, "after small updates").await;
+}

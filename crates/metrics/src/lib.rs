@@ -36,6 +36,7 @@
 #![warn(missing_docs)]
 
 mod calendar;
+mod files;
 mod history;
 mod percentile;
 mod targets;
@@ -49,6 +50,7 @@ use arrow::compute::{cast, concat_batches, filter_record_batch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimestampMicrosecondType};
 use arrow::error::ArrowError;
 use chrono::{DateTime, Datelike};
+use datafusion::datasource::MemTable;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use permitflow_warehouse::{Commit, CommittedFile, REJECTIONS_TABLE, Warehouse, register_tables};
@@ -179,7 +181,7 @@ const FILE_STATISTICS_CACHE_BYTES: usize = 256 << 20;
 pub async fn session(warehouse: &Warehouse, config: &MetricsConfig) -> Result<SessionContext, MetricsError> {
     let targets = load_targets(warehouse, config)?;
     let calendar = Calendar::of(warehouse.log().commits().iter().flat_map(|c| &c.files));
-    build_session(warehouse, &targets, calendar.as_ref(), None).await
+    Ok(build_session(warehouse, &targets, calendar.as_ref(), None).await?.0)
 }
 
 /// What a materialisation session reads and keeps.
@@ -196,13 +198,15 @@ struct Materialising<'a> {
 /// tables hold (at least) the events of the periods from that year on and `periods`/`weeks` only those
 /// periods; `all_<table>` always holds everything. In a materialisation the [`CACHED_TABLES`] and the shared
 /// views the models read many times are computed once, as the session is built, and kept in memory (see
-/// [`CACHED_VIEWS`]).
+/// [`CACHED_VIEWS`]). An incremental materialisation merges the whole-history summaries as it goes (see the
+/// `history` module) and gets them back to store.
 async fn build_session(
     warehouse: &Warehouse,
     targets: &Targets,
     calendar: Option<&Calendar>,
     materialising: Option<Materialising<'_>>,
-) -> Result<SessionContext, MetricsError> {
+) -> Result<(SessionContext, Vec<history::Merged>), MetricsError> {
+    let mut merged = Vec::new();
     let from_year = materialising.and_then(|m| m.from_year);
     let new_files = materialising.and_then(|m| m.new_files);
     let runtime = RuntimeEnvBuilder::new()
@@ -220,9 +224,7 @@ async fn build_session(
         let provider = ctx.table_provider(table).await.map_err(query_error(&context))?;
         ctx.register_table(format!("all_{table}").as_str(), provider).map_err(query_error(&context))?;
         if let Some(year) = from_year {
-            // A week of `year` may start in the last days of the year before.
-            let bound =
-                if event.partition.column == "month" { format!("{year}-01") } else { format!("{}-12-25", year - 1) };
+            let bound = partition_bound(event, year);
             ctx.deregister_table(table).map_err(query_error(&context))?;
             let sql = format!(
                 "CREATE VIEW {table} AS SELECT * FROM all_{table} WHERE {} >= '{bound}'",
@@ -240,7 +242,7 @@ async fn build_session(
     ctx.register_table("materialize_scope", scope.map_err(query_error("materialize_scope"))?.into_view())
         .map_err(query_error("materialize_scope"))?;
     if materialising.is_some() {
-        cache_tables(&ctx, from_year.is_none()).await?;
+        cache_tables(&ctx, warehouse, from_year).await?;
     }
     for (number, statement) in view_statements().iter().enumerate() {
         let context = format!("pipelines/models/_views.sql, statement {}", number + 1);
@@ -249,10 +251,14 @@ async fn build_session(
         let Some(view) = statement.strip_prefix("CREATE VIEW ").and_then(|rest| rest.split_whitespace().next()) else {
             continue;
         };
-        if let Some(new_files) = new_files
-            && let Some(history) = history::HISTORIES.iter().find(|h| h.view == view)
-        {
-            history::replace_with_summary(&ctx, warehouse, history, new_files).await?;
+        if let Some(new_files) = new_files {
+            if let Some(history) = history::HISTORIES.iter().find(|h| h.view == view) {
+                history::replace_with_new_rows(&ctx, warehouse, history, new_files).await?;
+            }
+            if let Some(history) = history::HISTORIES.iter().find(|h| h.firsts == view) {
+                merged.push(history::merge_with_base(&ctx, warehouse, history).await?);
+                continue;
+            }
         }
         if materialising.is_some()
             && let Some(columns) = cached_view_columns(view)
@@ -260,7 +266,7 @@ async fn build_session(
             cache_view(&ctx, view, columns).await?;
         }
     }
-    Ok(ctx)
+    Ok((ctx, merged))
 }
 
 /// The statements of `_views.sql`: `--` comment lines removed, split on `;`; a statement that names
@@ -496,12 +502,12 @@ pub async fn materialize(
             _ => Materialising { from_year: None, new_files: None },
         };
         let started = std::time::Instant::now();
-        let ctx = build_session(warehouse, &targets, calendar.as_ref(), Some(materialising)).await?;
+        let (ctx, merged) = build_session(warehouse, &targets, calendar.as_ref(), Some(materialising)).await?;
         info!(seconds = started.elapsed().as_secs_f64(), "event tables read and shared views computed");
         for model in MODELS {
             marts.push(materialize_model(warehouse, &ctx, model, materialising.from_year).await?);
         }
-        history::store_summaries(&ctx, warehouse).await?;
+        history::store_summaries(&ctx, warehouse, merged, through_seq).await?;
     }
     let state = State { format: STATE_FORMAT, through_seq, fingerprint, calendar: calendar.map(|c| c.to_strings()) };
     warehouse.set_mart_state(&serde_json::to_string_pretty(&state).expect("state serialises"))?;
@@ -509,23 +515,52 @@ pub async fn materialize(
     Ok(MaterializeReport { scope, through_seq, marts })
 }
 
-/// Reads the [`CACHED_TABLES`] into memory: `all_<table>`, also registered as `<table>`, when `whole`;
-/// otherwise `<table>` alone.
-async fn cache_tables(ctx: &SessionContext, whole: bool) -> Result<(), MetricsError> {
+/// Reads the [`CACHED_TABLES`] into memory from the live files of the commit log (see the `files` module):
+/// every file as `all_<table>`, also registered as `<table>`, in a full run (`from_year` `None`); otherwise
+/// the files of the partitions `<table>` holds (see [`partition_bound`]) as `<table>` alone.
+async fn cache_tables(ctx: &SessionContext, warehouse: &Warehouse, from_year: Option<i32>) -> Result<(), MetricsError> {
+    let live = warehouse.log().live_files();
     for (table, own) in CACHED_TABLES {
+        let started = std::time::Instant::now();
+        let context = format!("reading {table} into memory");
+        let event =
+            warehouse.contract().events().iter().find(|e| e.table == *table).ok_or_else(|| MetricsError::Query {
+                context: context.clone(),
+                source: datafusion::error::DataFusionError::Plan(format!("the contract has no table {table}")),
+            })?;
+        let bound = from_year.map(|year| partition_bound(event, year));
+        let files: Vec<&str> = live
+            .iter()
+            .filter(|(_, f)| f.table == *table)
+            .filter(|(_, f)| {
+                bound.as_ref().is_none_or(|b| {
+                    files::partition_value(&f.path, &event.partition.column).is_some_and(|v| v >= b.as_str())
+                })
+            })
+            .map(|(_, f)| f.path.as_str())
+            .collect();
         let columns: Vec<&str> = IDENTITY_COLUMNS.iter().chain(own.iter()).copied().collect();
-        if whole {
-            let all = format!("all_{table}");
-            cache_view(ctx, &all, &columns).await?;
-            let context = format!("registering {table}");
-            let provider = ctx.table_provider(all.as_str()).await.map_err(query_error(&context))?;
-            ctx.deregister_table(*table).map_err(query_error(&context))?;
-            ctx.register_table(*table, provider).map_err(query_error(&context))?;
-        } else {
-            cache_view(ctx, table, &columns).await?;
+        let frame = ctx.table(*table).await.and_then(|f| f.select_columns(&columns)).map_err(query_error(&context))?;
+        let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+        let partitions = ctx.copied_config().target_partitions();
+        let rows = files::read_files(warehouse.root(), &files, &schema, partitions)?;
+        let cached: Arc<dyn datafusion::catalog::TableProvider> =
+            Arc::new(MemTable::try_new(schema, rows).map_err(query_error(&context))?);
+        let names =
+            if from_year.is_none() { vec![format!("all_{table}"), table.to_string()] } else { vec![table.to_string()] };
+        for name in names {
+            ctx.deregister_table(name.as_str()).map_err(query_error(&context))?;
+            ctx.register_table(name.as_str(), cached.clone()).map_err(query_error(&context))?;
         }
+        debug!(table, files = files.len(), seconds = started.elapsed().as_secs_f64(), "read into memory");
     }
     Ok(())
+}
+
+/// The first partition value `<table>` holds when periods from `year` on are recomputed: a week of `year` may
+/// start in the last days of the year before.
+fn partition_bound(event: &permitflow_schema::EventSchema, year: i32) -> String {
+    if event.partition.column == "month" { format!("{year}-01") } else { format!("{}-12-25", year - 1) }
 }
 
 /// Computes `view` (only `columns` of it, unless empty) and replaces it by the result in memory.

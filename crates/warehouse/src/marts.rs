@@ -3,7 +3,8 @@
 //! `marts/_schemas/<name>.parquet` is a zero-row Parquet file with the mart's schema (an empty mart is still
 //! a table; kept outside the mart's directory, which holds only its partitions, as engines expect);
 //! `marts/_state.json` is the materialiser's record of what the marts cover; `marts/_summaries/<name>.parquet`
-//! are whole-history summaries it keeps between runs (replaced atomically, written before the state record);
+//! are whole-history summaries it keeps between runs, each with at most a few `<name>.delta-<seq>.parquet`
+//! files of rows added since (every file replaced atomically, written before the state record);
 //! `marts/_lock` is held while one process materialises.
 
 use std::fs;
@@ -117,12 +118,70 @@ impl Warehouse {
         path.is_file().then_some(path)
     }
 
-    /// Replaces whole-history summaries (name, rows), each atomically; written in parallel.
+    /// The delta files of a whole-history summary (see [`Warehouse::add_mart_summary_deltas`]), oldest first.
+    pub fn mart_summary_deltas(&self, name: &str) -> Result<Vec<PathBuf>, WarehouseError> {
+        Ok(self.summary_deltas(name)?.into_iter().map(|(_, path)| path).collect())
+    }
+
+    /// Replaces whole-history summaries (name, rows), each atomically, and removes their deltas; written in
+    /// parallel.
     pub fn set_mart_summaries(&self, summaries: &[(&str, RecordBatch)]) -> Result<(), WarehouseError> {
         use rayon::prelude::*;
+        let dir = self.summaries_dir()?;
+        summaries.par_iter().try_for_each(|(name, batch)| {
+            self.replace_file(&dir, &format!("{name}.parquet"), batch)?;
+            self.remove_summary_deltas(name, None)
+        })
+    }
+
+    /// Adds to whole-history summaries (name, rows) a delta file for commit `seq`, each atomically, and then
+    /// removes their older deltas: a delta holds every row added since the summary's base was written, so
+    /// the base and its newest delta are the whole summary. Until the older ones are removed, the union of
+    /// all files holds the same rows more than once; readers of a summary must not mind (minimums do not).
+    pub fn add_mart_summary_deltas(&self, seq: u64, deltas: &[(&str, RecordBatch)]) -> Result<(), WarehouseError> {
+        use rayon::prelude::*;
+        let dir = self.summaries_dir()?;
+        deltas.par_iter().try_for_each(|(name, batch)| {
+            self.replace_file(&dir, &format!("{name}.delta-{seq:020}.parquet"), batch)?;
+            self.remove_summary_deltas(name, Some(seq))
+        })
+    }
+
+    fn summaries_dir(&self) -> Result<PathBuf, WarehouseError> {
         let dir = self.root.join(MARTS_DIR).join(MART_SUMMARIES_DIR);
         fs::create_dir_all(&dir).map_err(|e| WarehouseError::io(&dir, e))?;
-        summaries.par_iter().try_for_each(|(name, batch)| self.replace_file(&dir, &format!("{name}.parquet"), batch))
+        Ok(dir)
+    }
+
+    /// The deltas of summary `name` with their commit numbers, oldest first.
+    fn summary_deltas(&self, name: &str) -> Result<Vec<(u64, PathBuf)>, WarehouseError> {
+        let dir = self.root.join(MARTS_DIR).join(MART_SUMMARIES_DIR);
+        let prefix = format!("{name}.delta-");
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(WarehouseError::io(&dir, e)),
+        };
+        let mut deltas: Vec<(u64, PathBuf)> = entries
+            .flatten()
+            .filter_map(|entry| {
+                let file_name = entry.file_name();
+                let seq = file_name.to_str()?.strip_prefix(&prefix)?.strip_suffix(".parquet")?.parse().ok()?;
+                Some((seq, entry.path()))
+            })
+            .collect();
+        deltas.sort();
+        Ok(deltas)
+    }
+
+    /// Removes the deltas of summary `name` other than the one of commit `keep`.
+    fn remove_summary_deltas(&self, name: &str, keep: Option<u64>) -> Result<(), WarehouseError> {
+        for (seq, path) in self.summary_deltas(name)? {
+            if Some(seq) != keep {
+                fs::remove_file(&path).map_err(|e| WarehouseError::io(&path, e))?;
+            }
+        }
+        Ok(())
     }
 
     fn replace_file(&self, dir: &Path, name: &str, batch: &RecordBatch) -> Result<(), WarehouseError> {
