@@ -29,7 +29,21 @@ pub(crate) fn read_columns(
     partition_path: &str,
 ) -> Result<Vec<RecordBatch>, MetricsError> {
     let parquet_error = |source| MetricsError::Parquet { path: path.to_path_buf(), source };
-    let file = std::fs::File::open(path).map_err(|e| WarehouseError::Io { path: path.to_path_buf(), source: e })?;
+    let file = std::fs::File::open(path).map_err(|source| {
+        let gone = source.kind() == std::io::ErrorKind::NotFound;
+        MetricsError::Warehouse(WarehouseError::Io {
+            path: path.to_path_buf(),
+            source: if gone {
+                std::io::Error::new(
+                    source.kind(),
+                    "the commit log lists this file but it is gone: a compaction replaced it after this process \
+                     read the log (run `permitflow materialize` again), or it was removed by hand (restore it)",
+                )
+            } else {
+                source
+            },
+        })
+    })?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(parquet_error)?;
     let stored = builder.schema().clone();
     let indices: Vec<usize> = schema.fields().iter().filter_map(|f| stored.index_of(f.name()).ok()).collect();

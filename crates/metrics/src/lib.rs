@@ -459,6 +459,8 @@ pub async fn materialize(
     rebuild: Rebuild,
 ) -> Result<MaterializeReport, MetricsError> {
     let _lock = warehouse.lock_marts()?;
+    // The files the log lists are read directly; no compaction may replace them meanwhile.
+    let _layout = warehouse.hold_layout()?;
     let targets = load_targets(warehouse, config)?;
     let commits = warehouse.log().commits();
     let through_seq = commits.last().map_or(0, |c| c.seq);

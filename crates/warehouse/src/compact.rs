@@ -87,7 +87,7 @@ impl std::ops::AddAssign for CompactionReport {
 
 /// The layout lock, shared or exclusive, held while it lives.
 #[derive(Debug)]
-pub(crate) struct LayoutLock {
+pub struct LayoutLock {
     _file: fs::File,
 }
 
@@ -117,6 +117,12 @@ impl Warehouse {
     /// Takes the layout lock shared: held by a pending commit from its first staged file to its renames.
     pub(crate) fn share_layout(&self) -> Result<LayoutLock, WarehouseError> {
         LayoutLock::acquire(&self.root, false)
+    }
+
+    /// Waits for a compaction in progress, then keeps compactions from starting (and from removing the files
+    /// they replace) while the lock lives: for a reader of the files the commit log lists.
+    pub fn hold_layout(&self) -> Result<LayoutLock, WarehouseError> {
+        self.share_layout()
     }
 
     /// Rewrites every partition with at least [`CompactOptions::min_files`] committed files as one file,

@@ -63,7 +63,7 @@ use permitflow_schema::{Contract, DecodedBatch, EventSchema};
 use rayon::prelude::*;
 use tracing::{debug, info_span, warn};
 
-pub use compact::{COMPACTION_DIR, CompactOptions, CompactionReport};
+pub use compact::{COMPACTION_DIR, CompactOptions, CompactionReport, LayoutLock};
 pub use log::{
     COMMITS_DIR, Commit, CommitLog, CommittedFile, Counts, FileProgress, OffsetConflict, SourceRange, TopicPartition,
 };
