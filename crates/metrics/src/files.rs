@@ -85,32 +85,83 @@ pub(crate) fn partition_value<'a>(path: &'a str, column: &str) -> Option<&'a str
 const BATCH_ROWS: usize = 8192;
 
 /// The rows of `files` (paths relative to `root`, with their Hive partition segment) with the columns of
-/// `schema`, read on every core, as `partitions` lists of batches of [`BATCH_ROWS`] rows (one empty list without rows; for a `MemTable`).
+/// `schema`, read on every core, as `partitions` lists of batches of about [`BATCH_ROWS`] rows (one empty
+/// list without rows; for a `MemTable`). Each file's rows are dropped once copied into a batch.
 pub(crate) fn read_files(
     root: &Path,
     files: &[&str],
     schema: &SchemaRef,
     partitions: usize,
 ) -> Result<Vec<Vec<RecordBatch>>, MetricsError> {
-    let batches: Vec<Vec<RecordBatch>> =
+    let read: Vec<Vec<RecordBatch>> =
         files.par_iter().map(|file| read_columns(&root.join(file), schema, file)).collect::<Result<_, _>>()?;
-    let all = concat_batches(schema, batches.iter().flatten())?;
-    if all.num_rows() == 0 {
+    let mut batches = Vec::new();
+    let mut pending = Vec::new();
+    let mut pending_rows = 0;
+    for batch in read.into_iter().flatten() {
+        pending_rows += batch.num_rows();
+        pending.push(batch);
+        if pending_rows >= BATCH_ROWS {
+            batches.push(concat_batches(schema, &std::mem::take(&mut pending))?);
+            pending_rows = 0;
+        }
+    }
+    if pending_rows > 0 {
+        batches.push(concat_batches(schema, &pending)?);
+    }
+    if batches.is_empty() {
         return Ok(vec![Vec::new()]);
     }
-    let per_partition = all.num_rows().div_ceil(partitions.max(1));
-    Ok((0..all.num_rows())
-        .step_by(per_partition)
-        .map(|start| {
-            let end = (start + per_partition).min(all.num_rows());
-            (start..end).step_by(BATCH_ROWS).map(|at| all.slice(at, BATCH_ROWS.min(end - at))).collect()
-        })
-        .collect())
+    let per_partition = batches.len().div_ceil(partitions.max(1));
+    let mut out = Vec::new();
+    let mut batches = batches.into_iter().peekable();
+    while batches.peek().is_some() {
+        out.push(batches.by_ref().take(per_partition).collect());
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::partition_value;
+    use std::sync::Arc;
+
+    use arrow::array::{AsArray, Int64Array, RecordBatch};
+    use arrow::datatypes::{DataType, Field, Int64Type, Schema};
+    use parquet::arrow::ArrowWriter;
+
+    use super::{BATCH_ROWS, partition_value, read_files};
+
+    #[test]
+    fn files_are_read_with_their_partition_column_into_batches_split_between_partitions() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let stored = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
+        let mut paths = Vec::new();
+        for (day, rows) in [("2026-03-01", BATCH_ROWS as i64), ("2026-03-02", 5)] {
+            let path = format!("events/t/event_date={day}/part-1.parquet");
+            std::fs::create_dir_all(dir.path().join(&path).parent().expect("parent")).expect("mkdir");
+            let file = std::fs::File::create(dir.path().join(&path)).expect("create");
+            let mut writer = ArrowWriter::try_new(file, stored.clone(), None).expect("writer");
+            let batch = RecordBatch::try_new(stored.clone(), vec![Arc::new(Int64Array::from_iter_values(0..rows))])
+                .expect("batch");
+            writer.write(&batch).expect("write");
+            writer.close().expect("close");
+            paths.push(path);
+        }
+        let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("event_date", DataType::Utf8, false),
+            Field::new("n", DataType::Int64, false),
+        ]));
+        let partitions = read_files(dir.path(), &paths, &schema, 2).expect("read");
+        assert_eq!(partitions.len(), 2, "{partitions:?}");
+        let batches: Vec<&RecordBatch> = partitions.iter().flatten().collect();
+        assert_eq!(batches.iter().map(|b| b.num_rows()).collect::<Vec<_>>(), [BATCH_ROWS, 5]);
+        let last = batches[1];
+        assert!(last.column(0).as_string::<i32>().iter().all(|d| d == Some("2026-03-02")));
+        assert_eq!(last.column(1).as_primitive::<Int64Type>().values().iter().sum::<i64>(), 10);
+        let empty = read_files(dir.path(), &[], &schema, 2).expect("read nothing");
+        assert_eq!(empty.len(), 1, "a table without files is one empty partition");
+    }
 
     #[test]
     fn partition_value_is_read_from_the_hive_segment_of_the_path() {
