@@ -181,7 +181,7 @@ fn residues(files: &[PathBuf], out: &Path, n: usize, residues: std::ops::Range<u
 }
 
 #[tokio::test]
-async fn small_updates_kept_as_summary_deltas_equal_a_full_rebuild() {
+async fn small_updates_kept_as_summary_deltas_equal_a_full_rebuild_also_across_a_log_checkpoint() {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = two_years_with_bad_and_late_events();
     let generated = generate(&config, &dir.path().join("input"), &mut |_, _| {}).expect("generate");
@@ -193,6 +193,11 @@ async fn small_updates_kept_as_summary_deltas_equal_a_full_rebuild() {
     let mut warehouse = Warehouse::open(dir.path().join("incremental")).expect("open");
     for (n, part) in parts.iter().enumerate() {
         ingest(&mut warehouse, std::slice::from_ref(part));
+        if n == 2 {
+            // The commits since the last materialisation are then read back from their records.
+            warehouse.checkpoint().expect("checkpoint");
+            assert!(warehouse.log().commits().is_empty());
+        }
         let report = materialize(&warehouse, &metrics, Rebuild::Incremental).await.expect("materialize");
         for firsts in ["application_firsts", "decision_firsts"] {
             let deltas = warehouse.mart_summary_deltas(firsts).expect("deltas");

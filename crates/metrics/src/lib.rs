@@ -180,7 +180,7 @@ const FILE_STATISTICS_CACHE_BYTES: usize = 256 << 20;
 /// and the shared views: what `permitflow query` and analysts' tools see.
 pub async fn session(warehouse: &Warehouse, config: &MetricsConfig) -> Result<SessionContext, MetricsError> {
     let targets = load_targets(warehouse, config)?;
-    let calendar = Calendar::of(warehouse.log().commits().iter().flat_map(|c| &c.files));
+    let calendar = Calendar::of(warehouse.log().live_files().into_iter().map(|(_, f)| f));
     Ok(build_session(warehouse, &targets, calendar.as_ref(), None).await?.0)
 }
 
@@ -462,18 +462,18 @@ pub async fn materialize(
     // The files the log lists are read directly; no compaction may replace them meanwhile.
     let _layout = warehouse.hold_layout()?;
     let targets = load_targets(warehouse, config)?;
-    let commits = warehouse.log().commits();
-    let through_seq = commits.last().map_or(0, |c| c.seq);
-    let calendar = Calendar::of(commits.iter().flat_map(|c| &c.files));
+    let through_seq = warehouse.log().last_seq();
+    let calendar = Calendar::of(warehouse.log().live_files().into_iter().map(|(_, f)| f));
     let fingerprint = fingerprint(&targets);
     let state: Option<State> = warehouse.mart_state()?.and_then(|text| serde_json::from_str(&text).ok());
-    let since = |c: &&Commit| state.as_ref().is_some_and(|s| c.seq > s.through_seq);
+    let since: Vec<Commit> = match &state {
+        Some(state) => warehouse.log().commits_since(state.through_seq)?,
+        None => Vec::new(),
+    };
     // A compaction adds no data: its files hold rows the marts have seen, or rows of the files it replaced.
-    let new_files: Vec<&CommittedFile> =
-        commits.iter().filter(since).filter(|c| !c.is_compaction()).flat_map(|c| &c.files).collect();
+    let new_files: Vec<&CommittedFile> = since.iter().filter(|c| !c.is_compaction()).flat_map(|c| &c.files).collect();
     let new_paths: std::collections::HashSet<&str> = new_files.iter().map(|f| f.path.as_str()).collect();
-    let new_files_compacted =
-        commits.iter().filter(since).flat_map(|c| &c.removes).any(|path| new_paths.contains(path.as_str()));
+    let new_files_compacted = since.iter().flat_map(|c| &c.removes).any(|path| new_paths.contains(path.as_str()));
     let scope = match (&state, rebuild) {
         (_, Rebuild::Full) => Scope::Full { reason: "requested" },
         (None, _) => Scope::Full { reason: "no earlier materialisation" },

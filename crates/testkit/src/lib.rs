@@ -145,15 +145,22 @@ fn keytool(args: &[&str]) -> Result<(), TestkitError> {
     })
 }
 
-fn free_port() -> Result<u16, TestkitError> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+/// `N` distinct free loopback ports: all listeners are held until every port is known (a port freed and
+/// asked for again at once can come back, and a broker's two listeners on one port do not start).
+fn free_ports<const N: usize>() -> Result<[u16; N], TestkitError> {
+    let listeners = (0..N).map(|_| TcpListener::bind("127.0.0.1:0")).collect::<Result<Vec<_>, _>>()?;
+    let mut ports = [0; N];
+    for (port, listener) in ports.iter_mut().zip(&listeners) {
+        *port = listener.local_addr()?.port();
+    }
+    Ok(ports)
 }
 
 impl KafkaBroker {
     /// Starts a broker on free loopback ports and waits until it answers.
     pub fn start() -> Result<KafkaBroker, TestkitError> {
         let dir = tempfile::Builder::new().prefix("permitflow-kafka-").tempdir()?;
-        let (port, controller_port) = (free_port()?, free_port()?);
+        let [port, controller_port] = free_ports()?;
         let broker = KafkaBroker { dir, port, controller_port, secure: None };
         broker.launcher("start")?;
         Ok(broker)
@@ -163,7 +170,7 @@ impl KafkaBroker {
     /// certificate for 127.0.0.1 made with the JDK's `keytool`, and one SASL/PLAIN user.
     pub fn start_with_sasl_ssl() -> Result<KafkaBroker, TestkitError> {
         let dir = tempfile::Builder::new().prefix("permitflow-kafka-").tempdir()?;
-        let (port, controller_port, secure_port) = (free_port()?, free_port()?, free_port()?);
+        let [port, controller_port, secure_port] = free_ports()?;
         let keystore = dir.path().join("broker.p12");
         let ca_location = dir.path().join("ca.pem");
         let store_password = "permitflow-test-store";

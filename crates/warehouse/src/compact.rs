@@ -445,6 +445,56 @@ mod tests {
         CompactOptions { min_files, through_seq: None }
     }
 
+    /// Commits nothing but the Kafka range `from..to` of `topic`/0.
+    fn commit_kafka(warehouse: &mut Warehouse, topic: &str, from: i64, to: i64) {
+        let mut pending = PendingCommit::new(format!("kafka-{from}"));
+        let range = SourceRange::Kafka { topic: topic.into(), partition: 0, from_offset: from, to_offset: to };
+        pending.add_source(range, Counts { read: (to - from) as u64, accepted: 0, rejected: (to - from) as u64 });
+        warehouse.commit(pending).expect("commit");
+    }
+
+    #[test]
+    fn a_log_read_from_its_checkpoint_says_what_the_whole_log_says() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut warehouse = Warehouse::open(dir.path()).expect("open");
+        fill(&mut warehouse, 0, 3);
+        commit_kafka(&mut warehouse, "decisions", 0, 7);
+        warehouse.compact(&all(2)).expect("compact");
+        fill(&mut warehouse, 3, 1);
+        let whole = CommitLog::load(dir.path()).expect("log");
+        assert_eq!(whole.last_seq(), 6);
+
+        warehouse.checkpoint().expect("checkpoint");
+        assert!(warehouse.log().commits().is_empty(), "the commits it covers are no longer held");
+        fill(&mut warehouse, 4, 1);
+        commit_kafka(&mut warehouse, "decisions", 7, 9);
+        let read = CommitLog::load(dir.path()).expect("log");
+
+        assert_eq!(read.commits().iter().map(|c| c.seq).collect::<Vec<_>>(), [7, 8], "only the commits after it");
+        assert_eq!((read.last_seq(), read.next_seq()), (8, 9));
+        let after: Vec<&CommittedFile> = read.commits().iter().flat_map(|c| &c.files).collect();
+        let mut expected = whole.live_files();
+        expected.extend(after.iter().map(|f| (7, *f)));
+        assert_eq!(read.live_files(), expected);
+        let mut counts = whole.counts();
+        counts += Counts { read: 6, accepted: 4, rejected: 2 };
+        assert_eq!(read.counts(), counts);
+        for c in 0..5u32 {
+            let sha = format!("{c:064}");
+            assert_eq!(read.file_progress(&sha).map(|p| p.to_line), Some(5), "input {c}");
+        }
+        assert_eq!(read.kafka_position("decisions", 0), Some(9));
+        let since: Vec<u64> = read.commits_since(2).expect("records").iter().map(|c| c.seq).collect();
+        assert_eq!(since, [3, 4, 5, 6, 7, 8], "older commits are read back from their records");
+        assert_eq!(read.commits_since(2).expect("records")[..4], whole.commits()[2..]);
+
+        drop(warehouse);
+        let (rows, _) = listing(dir.path());
+        let mut reopened = Warehouse::open(dir.path()).expect("reopen from the checkpoint");
+        reopened.compact(&all(2)).expect("compact after the checkpoint");
+        assert_eq!(listing(dir.path()), (rows, DAYS as usize), "the same rows, one file per partition");
+    }
+
     #[test]
     fn compaction_rewrites_each_partition_as_one_file_with_the_same_rows() {
         let dir = tempfile::tempdir().expect("dir");

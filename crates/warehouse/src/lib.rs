@@ -65,7 +65,8 @@ use tracing::{debug, info_span, warn};
 
 pub use compact::{COMPACTION_DIR, CompactOptions, CompactionReport, LayoutLock};
 pub use log::{
-    COMMITS_DIR, Commit, CommitLog, CommittedFile, Counts, FileProgress, OffsetConflict, SourceRange, TopicPartition,
+    CHECKPOINT_INTERVAL, COMMITS_DIR, Commit, CommitLog, CommittedFile, Counts, FileProgress, OffsetConflict,
+    SourceRange, TopicPartition,
 };
 pub use marts::{MART_PARTITION, MART_SCHEMAS_DIR, MartLock};
 pub use rejections::{REJECTIONS_DIR, REJECTIONS_TABLE, RejectionBuffer, rejections_schema};
@@ -281,6 +282,14 @@ impl Warehouse {
         &self.log
     }
 
+    /// Writes the log's checkpoint now, after reading the commits other writers made (a commit writes one
+    /// every [`log::CHECKPOINT_INTERVAL`] commits; see the `log` module).
+    pub fn checkpoint(&mut self) -> Result<(), WarehouseError> {
+        self.log.refresh()?;
+        let writer = self.writer_id()?.to_string();
+        self.log.checkpoint(&writer)
+    }
+
     /// Reads the commits other writers made since the log was last read.
     pub fn refresh_log(&mut self) -> Result<&CommitLog, WarehouseError> {
         self.log.refresh()?;
@@ -308,7 +317,7 @@ impl Warehouse {
     fn recover_holding_layout(&self, holding_layout: bool) -> Result<(), WarehouseError> {
         self.recover_compactions(holding_layout)?;
         let committed: std::collections::HashSet<&str> =
-            self.log.commits().iter().flat_map(|c| c.files.iter().map(|f| f.path.as_str())).collect();
+            self.log.live_files().into_iter().map(|(_, f)| f.path.as_str()).collect();
         let is_live = |writer: &str| WriterLock::is_live(&self.root, writer);
         self.log.remove_stale_temporaries(is_live)?;
         let mut staged = Vec::new();

@@ -4,6 +4,14 @@
 //! they cover. It becomes durable by an exclusive create (`hard_link` of a
 //! fully written, synced temporary file), so two writers can never both win
 //! the same sequence number and a reader never sees half a record.
+//!
+//! Every [`CHECKPOINT_INTERVAL`] commits the writer of the commit also writes
+//! `<seq>.checkpoint.json`: what the log says through that commit (the live
+//! files, how far each input file and Kafka partition is committed, the
+//! counts). A log is read from its newest checkpoint plus the commits after
+//! it, so opening a warehouse and the memory its log takes do not grow with
+//! the number of commits ever made (a `permitflow run` flushing every 10 s
+//! makes millions a year). The commit records themselves stay on disk.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -21,6 +29,11 @@ pub const COMMIT_FORMAT_VERSION: u32 = 1;
 pub const COMPACTION_FORMAT_VERSION: u32 = 2;
 /// Directory of the log inside the warehouse.
 pub const COMMITS_DIR: &str = "_commits";
+/// A checkpoint is written after every commit whose sequence number is a multiple of this.
+pub const CHECKPOINT_INTERVAL: u64 = 1000;
+/// Version of the checkpoint format.
+const CHECKPOINT_FORMAT_VERSION: u32 = 1;
+const CHECKPOINT_SUFFIX: &str = ".checkpoint.json";
 
 /// One atomic addition to the warehouse.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -144,20 +157,108 @@ impl FileProgress {
 #[derive(Debug, Default)]
 pub struct CommitLog {
     dir: PathBuf,
+    /// What the commits before [`CommitLog::commits`] left: the newest checkpoint read or written.
+    base: Base,
     commits: Vec<Commit>,
     files: BTreeMap<String, FileProgress>,
     kafka: BTreeMap<TopicPartition, i64>,
 }
 
+/// The state of the log through commit `seq` (nothing when `seq` is 0).
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Base {
+    seq: u64,
+    /// The live files with the sequence number of the commit that added each, in commit order.
+    live_files: Vec<(u64, CommittedFile)>,
+    counts: Counts,
+}
+
+/// `<seq>.checkpoint.json`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Checkpoint {
+    version: u32,
+    base: Base,
+    /// Per input file content hash: (to_byte, to_line, size, last_seq).
+    files: BTreeMap<String, (u64, u64, u64, u64)>,
+    /// (topic, partition, committed position).
+    kafka: Vec<(String, i32, i64)>,
+}
+
 impl CommitLog {
-    /// Reads every commit in `<root>/_commits`, in sequence order.
+    /// Reads the log in `<root>/_commits`: its newest checkpoint, then every commit after it, in sequence
+    /// order.
     pub fn load(root: &Path) -> Result<CommitLog, WarehouseError> {
         let dir = root.join(COMMITS_DIR);
         fs::create_dir_all(&dir).map_err(|e| WarehouseError::io(&dir, e))?;
         let mut log = CommitLog { dir, ..CommitLog::default() };
+        log.read_newest_checkpoint()?;
         log.refresh()?;
         log.check_no_gap()?;
         Ok(log)
+    }
+
+    fn read_newest_checkpoint(&mut self) -> Result<(), WarehouseError> {
+        let newest = fs::read_dir(&self.dir)
+            .map_err(|e| WarehouseError::io(&self.dir, e))?
+            .flatten()
+            .filter_map(|entry| {
+                let seq: u64 = entry.file_name().to_str()?.strip_suffix(CHECKPOINT_SUFFIX)?.parse().ok()?;
+                Some((seq, entry.path()))
+            })
+            .max();
+        let Some((seq, path)) = newest else { return Ok(()) };
+        let corrupt = |message: String| WarehouseError::CorruptLog {
+            path: path.clone(),
+            message: format!("{message}; remove this checkpoint to read the log from its commit records"),
+        };
+        let text = fs::read_to_string(&path).map_err(|e| WarehouseError::io(&path, e))?;
+        let checkpoint: Checkpoint = serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
+        if checkpoint.version != CHECKPOINT_FORMAT_VERSION || checkpoint.base.seq != seq {
+            return Err(corrupt(format!("checkpoint says seq {} version {}", checkpoint.base.seq, checkpoint.version)));
+        }
+        self.files = checkpoint
+            .files
+            .into_iter()
+            .map(|(sha, (to_byte, to_line, size, last_seq))| (sha, FileProgress { to_byte, to_line, size, last_seq }))
+            .collect();
+        self.kafka = checkpoint.kafka.into_iter().map(|(topic, partition, at)| ((topic, partition), at)).collect();
+        self.base = checkpoint.base;
+        Ok(())
+    }
+
+    /// Writes the checkpoint of the log as it is now and forgets the commit records it covers (they stay
+    /// on disk; [`CommitLog::commits_since`] reads them back when asked). Written atomically; another
+    /// writer may write the same one.
+    pub(crate) fn checkpoint(&mut self, writer: &str) -> Result<(), WarehouseError> {
+        let base = Base { seq: self.last_seq(), live_files: self.live_files_owned(), counts: self.counts() };
+        let checkpoint = Checkpoint {
+            version: CHECKPOINT_FORMAT_VERSION,
+            base,
+            files: self
+                .files
+                .iter()
+                .map(|(sha, p)| (sha.clone(), (p.to_byte, p.to_line, p.size, p.last_seq)))
+                .collect(),
+            kafka: self.kafka.iter().map(|((topic, partition), at)| (topic.clone(), *partition, *at)).collect(),
+        };
+        let final_path = self.dir.join(format!("{:020}{CHECKPOINT_SUFFIX}", checkpoint.base.seq));
+        let tmp_path = self.dir.join(format!(".tmp-{writer}-checkpoint-{}", checkpoint.base.seq));
+        let text = serde_json::to_vec(&checkpoint).map_err(|e| WarehouseError::CorruptLog {
+            path: final_path.clone(),
+            message: format!("cannot serialise checkpoint: {e}"),
+        })?;
+        {
+            let mut file = fs::File::create(&tmp_path).map_err(|e| WarehouseError::io(&tmp_path, e))?;
+            file.write_all(&text).map_err(|e| WarehouseError::io(&tmp_path, e))?;
+            file.sync_all().map_err(|e| WarehouseError::io(&tmp_path, e))?;
+        }
+        fs::rename(&tmp_path, &final_path).map_err(|e| WarehouseError::io(&tmp_path, e))?;
+        sync_dir(&self.dir)?;
+        self.base = checkpoint.base;
+        self.commits.clear();
+        Ok(())
     }
 
     /// Reads the commits other writers appended since this log was read; returns how many.
@@ -241,9 +342,33 @@ impl CommitLog {
         }
     }
 
-    /// All commits, oldest first.
+    /// The commits after the newest checkpoint (every commit when there is none), oldest first.
     pub fn commits(&self) -> &[Commit] {
         &self.commits
+    }
+
+    /// The sequence number of the last commit (0 for an empty log).
+    pub fn last_seq(&self) -> u64 {
+        self.base.seq + self.commits.len() as u64
+    }
+
+    /// Every commit after commit `seq`, oldest first: those before the newest checkpoint read back from
+    /// their records.
+    pub fn commits_since(&self, seq: u64) -> Result<Vec<Commit>, WarehouseError> {
+        let mut out = Vec::new();
+        for number in seq + 1..=self.base.seq {
+            let path = self.dir.join(commit_file_name(number));
+            let text = fs::read_to_string(&path).map_err(|e| WarehouseError::io(&path, e))?;
+            let commit: Commit = serde_json::from_str(&text)
+                .map_err(|e| WarehouseError::CorruptLog { path: path.clone(), message: e.to_string() })?;
+            out.push(commit);
+        }
+        out.extend(self.commits.iter().filter(|c| c.seq > seq).cloned());
+        Ok(out)
+    }
+
+    fn live_files_owned(&self) -> Vec<(u64, CommittedFile)> {
+        self.live_files().into_iter().map(|(seq, file)| (seq, file.clone())).collect()
     }
 
     /// The data files that hold the warehouse's rows now: every committed file no later compaction
@@ -251,6 +376,10 @@ impl CommitLog {
     pub fn live_files(&self) -> Vec<(u64, &CommittedFile)> {
         let mut files: Vec<Option<(u64, &CommittedFile)>> = Vec::new();
         let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        for (seq, file) in &self.base.live_files {
+            index.insert(&file.path, files.len());
+            files.push(Some((*seq, file)));
+        }
         for commit in &self.commits {
             for path in &commit.removes {
                 if let Some(i) = index.remove(path.as_str()) {
@@ -267,7 +396,7 @@ impl CommitLog {
 
     /// The sequence number the next commit will get.
     pub fn next_seq(&self) -> u64 {
-        self.commits.len() as u64 + 1
+        self.last_seq() + 1
     }
 
     /// How far the file with this content hash is committed.
@@ -309,7 +438,7 @@ impl CommitLog {
 
     /// Totals over the whole log.
     pub fn counts(&self) -> Counts {
-        let mut total = Counts::default();
+        let mut total = self.base.counts;
         for commit in &self.commits {
             total += commit.counts;
         }
@@ -340,7 +469,13 @@ impl CommitLog {
         }
         sync_dir(&self.dir)?;
         self.index(&commit);
+        let seq = commit.seq;
         self.commits.push(commit);
+        if seq.is_multiple_of(CHECKPOINT_INTERVAL)
+            && let Err(error) = self.checkpoint(writer)
+        {
+            tracing::warn!(seq, %error, "cannot write the log checkpoint; the log is read from its records");
+        }
         Ok(())
     }
 }
