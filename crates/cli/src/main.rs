@@ -338,7 +338,9 @@ fn print_run_report(report: &RunReport) {
 
 fn open_warehouse(flag: Option<&Path>, config: &Config) -> Result<Warehouse> {
     let path = flag.unwrap_or(&config.warehouse.path);
-    Warehouse::open(path).with_context(|| format!("opening the warehouse {}", path.display()))
+    let mut warehouse = Warehouse::open(path).with_context(|| format!("opening the warehouse {}", path.display()))?;
+    warehouse.set_checkpoint_interval(config.warehouse.checkpoint_interval);
+    Ok(warehouse)
 }
 
 fn run_generate(config: &GenConfig, out: &Path) -> Result<GenSummary> {

@@ -332,7 +332,7 @@ fn consumes_and_dead_letters_over_tls_with_sasl_authentication() {
 }
 
 #[test]
-fn sigkill_at_random_moments_loses_nothing_and_stores_nothing_twice_also_while_compacting() {
+fn sigkill_at_random_moments_loses_nothing_and_stores_nothing_twice_also_while_compacting_and_checkpointing() {
     let _serial = lock();
     let setup = Setup::new();
     let workload = |chunk: u32| GenConfig {
@@ -360,9 +360,10 @@ fn sigkill_at_random_moments_loses_nothing_and_stores_nothing_twice_also_while_c
         assert!(started.elapsed() < Duration::from_secs(900), "only {kills} kills in 15 minutes");
         let mut child = setup
             .permitflow(&config, &killed, &["run", "--stop-at-end"])
-            // Compactions every second, killed too.
+            // Compactions every second and a log checkpoint every third commit, killed too.
             .env("PERMITFLOW__COMPACTION__INTERVAL_S", "1")
             .env("PERMITFLOW__COMPACTION__MIN_FILES", "2")
+            .env("PERMITFLOW__WAREHOUSE__CHECKPOINT_INTERVAL", "3")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -387,6 +388,12 @@ fn sigkill_at_random_moments_loses_nothing_and_stores_nothing_twice_also_while_c
         .filter(|e| std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains("\"removes\"")))
         .count();
     assert!(compactions > 0, "compactions ran between the kills");
+    let checkpoints = std::fs::read_dir(killed.join("_commits"))
+        .expect("commit log")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".checkpoint.json"))
+        .count();
+    assert!(checkpoints > 0, "the log was checkpointed between the kills");
 
     let clean = setup.dir.path().join("clean");
     setup.run_to_end(&setup.config("clean", 2000), &clean);

@@ -65,11 +65,17 @@ impl Default for CompactionConfig {
 pub struct WarehouseConfig {
     /// Warehouse directory (default `./warehouse`).
     pub path: PathBuf,
+    /// A commit whose number is a multiple of this also writes a checkpoint of the commit log, from which
+    /// the log is read from then on (default 1000; 0: never).
+    pub checkpoint_interval: u64,
 }
 
 impl Default for WarehouseConfig {
     fn default() -> Self {
-        WarehouseConfig { path: default_warehouse_path() }
+        WarehouseConfig {
+            path: default_warehouse_path(),
+            checkpoint_interval: permitflow_warehouse::CHECKPOINT_INTERVAL,
+        }
     }
 }
 

@@ -282,8 +282,14 @@ impl Warehouse {
         &self.log
     }
 
-    /// Writes the log's checkpoint now, after reading the commits other writers made (a commit writes one
-    /// every [`log::CHECKPOINT_INTERVAL`] commits; see the `log` module).
+    /// Writes a log checkpoint after every commit whose number is a multiple of `interval` (0: never; the
+    /// default is [`log::CHECKPOINT_INTERVAL`]).
+    pub fn set_checkpoint_interval(&mut self, interval: u64) {
+        self.log.set_checkpoint_interval(interval);
+    }
+
+    /// Writes the log's checkpoint now, after reading the commits other writers made (see
+    /// [`Warehouse::set_checkpoint_interval`] and the `log` module).
     pub fn checkpoint(&mut self) -> Result<(), WarehouseError> {
         self.log.refresh()?;
         let writer = self.writer_id()?.to_string();

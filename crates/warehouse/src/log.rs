@@ -29,7 +29,8 @@ pub const COMMIT_FORMAT_VERSION: u32 = 1;
 pub const COMPACTION_FORMAT_VERSION: u32 = 2;
 /// Directory of the log inside the warehouse.
 pub const COMMITS_DIR: &str = "_commits";
-/// A checkpoint is written after every commit whose sequence number is a multiple of this.
+/// A checkpoint is written after every commit whose sequence number is a multiple of this (by default; see
+/// [`CommitLog::set_checkpoint_interval`]).
 pub const CHECKPOINT_INTERVAL: u64 = 1000;
 /// Version of the checkpoint format.
 const CHECKPOINT_FORMAT_VERSION: u32 = 1;
@@ -160,6 +161,7 @@ pub struct CommitLog {
     /// What the commits before [`CommitLog::commits`] left: the newest checkpoint read or written.
     base: Base,
     commits: Vec<Commit>,
+    checkpoint_interval: u64,
     files: BTreeMap<String, FileProgress>,
     kafka: BTreeMap<TopicPartition, i64>,
 }
@@ -192,11 +194,16 @@ impl CommitLog {
     pub fn load(root: &Path) -> Result<CommitLog, WarehouseError> {
         let dir = root.join(COMMITS_DIR);
         fs::create_dir_all(&dir).map_err(|e| WarehouseError::io(&dir, e))?;
-        let mut log = CommitLog { dir, ..CommitLog::default() };
+        let mut log = CommitLog { dir, checkpoint_interval: CHECKPOINT_INTERVAL, ..CommitLog::default() };
         log.read_newest_checkpoint()?;
         log.refresh()?;
         log.check_no_gap()?;
         Ok(log)
+    }
+
+    /// Writes a checkpoint after every commit whose number is a multiple of `interval` (0: never).
+    pub fn set_checkpoint_interval(&mut self, interval: u64) {
+        self.checkpoint_interval = interval;
     }
 
     fn read_newest_checkpoint(&mut self) -> Result<(), WarehouseError> {
@@ -471,7 +478,8 @@ impl CommitLog {
         self.index(&commit);
         let seq = commit.seq;
         self.commits.push(commit);
-        if seq.is_multiple_of(CHECKPOINT_INTERVAL)
+        if self.checkpoint_interval > 0
+            && seq.is_multiple_of(self.checkpoint_interval)
             && let Err(error) = self.checkpoint(writer)
         {
             tracing::warn!(seq, %error, "cannot write the log checkpoint; the log is read from its records");
