@@ -210,13 +210,17 @@ fn run(cli: Cli) -> Result<()> {
             });
             if config.compaction.interval_s > 0 {
                 let (root, compaction) = (warehouse.root().to_path_buf(), config.compaction.clone());
+                let checkpoint_interval = config.warehouse.checkpoint_interval;
                 runtime.spawn(async move {
                     let mut ticker = tokio::time::interval(std::time::Duration::from_secs(compaction.interval_s));
                     ticker.tick().await;
                     loop {
                         ticker.tick().await;
                         let (root, min_files) = (root.clone(), compaction.min_files);
-                        let _ = tokio::task::spawn_blocking(move || compact_in_background(&root, min_files)).await;
+                        let _ = tokio::task::spawn_blocking(move || {
+                            compact_in_background(&root, min_files, checkpoint_interval)
+                        })
+                        .await;
                     }
                 });
             }
@@ -465,11 +469,12 @@ fn run_compact(warehouse: &mut Warehouse, min_files: usize, all: bool) -> Result
     Ok(())
 }
 
-fn compact_in_background(root: &Path, min_files: usize) {
+fn compact_in_background(root: &Path, min_files: usize, checkpoint_interval: u64) {
     let started = Instant::now();
-    let result = Warehouse::open(root)
-        .map_err(anyhow::Error::from)
-        .and_then(|mut warehouse| compact_warehouse(&mut warehouse, min_files, false));
+    let result = Warehouse::open(root).map_err(anyhow::Error::from).and_then(|mut warehouse| {
+        warehouse.set_checkpoint_interval(checkpoint_interval);
+        compact_warehouse(&mut warehouse, min_files, false)
+    });
     match result {
         Ok(report) => tracing::info!(
             partitions = report.partitions,
