@@ -208,14 +208,18 @@ fn run(cli: Cli) -> Result<()> {
                 }
                 flag.store(true, Ordering::SeqCst);
             });
+            // Held by a background compaction while it runs; `--stop-at-end` waits for it before exiting.
+            let compacting = Arc::new(tokio::sync::Mutex::new(()));
             if config.compaction.interval_s > 0 {
                 let (root, compaction) = (warehouse.root().to_path_buf(), config.compaction.clone());
                 let checkpoint_interval = config.warehouse.checkpoint_interval;
+                let compacting = Arc::clone(&compacting);
                 runtime.spawn(async move {
                     let mut ticker = tokio::time::interval(std::time::Duration::from_secs(compaction.interval_s));
                     ticker.tick().await;
                     loop {
                         ticker.tick().await;
+                        let _running = compacting.lock().await;
                         let (root, min_files) = (root.clone(), compaction.min_files);
                         let _ = tokio::task::spawn_blocking(move || {
                             compact_in_background(&root, min_files, checkpoint_interval)
@@ -240,6 +244,9 @@ fn run(cli: Cli) -> Result<()> {
             }
             let report =
                 run_kafka(warehouse, &config.kafka, &config.topics, &config.flush, pseudonymiser, options, &shutdown)?;
+            // A compaction in progress is left for the next open to finish on a signal (a bounded stop);
+            // a backfill waits for it and then starts no other.
+            let _no_compaction = stop_at_end.then(|| runtime.block_on(compacting.lock()));
             if stop_at_end && interval > 0 {
                 runtime.block_on(materialize_in_background(&root, &config.metrics));
             }
