@@ -65,8 +65,8 @@ impl Default for CompactionConfig {
 pub struct WarehouseConfig {
     /// Warehouse directory (default `./warehouse`).
     pub path: PathBuf,
-    /// A commit whose number is a multiple of this also writes a checkpoint of the commit log, from which
-    /// the log is read from then on (default 1000; 0: never).
+    /// After this many commits (made or seen) since the last checkpoint, the next commit also writes a
+    /// checkpoint of the commit log, from which the log is read from then on (default 1000; 0: never).
     pub checkpoint_interval: u64,
 }
 

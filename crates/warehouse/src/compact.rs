@@ -496,6 +496,27 @@ mod tests {
     }
 
     #[test]
+    fn a_writer_checkpoints_its_log_once_it_holds_the_interval_of_records() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut warehouse = Warehouse::open(dir.path()).expect("open");
+        warehouse.set_checkpoint_interval(2);
+        fill(&mut warehouse, 0, 5);
+        let mut checkpoints: Vec<String> = fs::read_dir(dir.path().join(crate::COMMITS_DIR))
+            .expect("log")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".checkpoint.json"))
+            .collect();
+        checkpoints.sort();
+        assert_eq!(checkpoints, ["00000000000000000002.checkpoint.json", "00000000000000000004.checkpoint.json"]);
+        assert_eq!(warehouse.log().commits().len(), 1, "holds only the record after the last checkpoint");
+        let read = CommitLog::load(dir.path()).expect("log");
+        assert_eq!((read.last_seq(), read.commits().len()), (5, 1));
+        assert_eq!(read.live_files().len(), 5 * DAYS as usize);
+        assert_eq!(read.counts(), Counts { read: 20, accepted: 20, rejected: 0 });
+    }
+
+    #[test]
     fn compaction_rewrites_each_partition_as_one_file_with_the_same_rows() {
         let dir = tempfile::tempdir().expect("dir");
         let mut warehouse = Warehouse::open(dir.path()).expect("open");

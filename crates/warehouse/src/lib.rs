@@ -282,8 +282,8 @@ impl Warehouse {
         &self.log
     }
 
-    /// Writes a log checkpoint after every commit whose number is a multiple of `interval` (0: never; the
-    /// default is [`log::CHECKPOINT_INTERVAL`]).
+    /// A commit writes a log checkpoint once the log holds `interval` commit records since its last one (0:
+    /// never; the default is [`log::CHECKPOINT_INTERVAL`]).
     pub fn set_checkpoint_interval(&mut self, interval: u64) {
         self.log.set_checkpoint_interval(interval);
     }

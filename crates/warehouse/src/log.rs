@@ -5,13 +5,15 @@
 //! fully written, synced temporary file), so two writers can never both win
 //! the same sequence number and a reader never sees half a record.
 //!
-//! Every [`CHECKPOINT_INTERVAL`] commits the writer of the commit also writes
+//! When a process holds [`CHECKPOINT_INTERVAL`] commit records it read or made
+//! since its log's last checkpoint, its next commit also writes
 //! `<seq>.checkpoint.json`: what the log says through that commit (the live
 //! files, how far each input file and Kafka partition is committed, the
-//! counts). A log is read from its newest checkpoint plus the commits after
-//! it, so opening a warehouse and the memory its log takes do not grow with
-//! the number of commits ever made (a `permitflow run` flushing every 10 s
-//! makes millions a year). The commit records themselves stay on disk.
+//! counts), and the process forgets the records it covers. A log is read
+//! from its newest checkpoint plus the commits after it, so opening a
+//! warehouse and the memory a writer's log takes do not grow with the number
+//! of commits ever made (a `permitflow run` flushing every 10 s makes millions
+//! a year). The commit records themselves stay on disk.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -29,8 +31,8 @@ pub const COMMIT_FORMAT_VERSION: u32 = 1;
 pub const COMPACTION_FORMAT_VERSION: u32 = 2;
 /// Directory of the log inside the warehouse.
 pub const COMMITS_DIR: &str = "_commits";
-/// A checkpoint is written after every commit whose sequence number is a multiple of this (by default; see
-/// [`CommitLog::set_checkpoint_interval`]).
+/// A commit writes a checkpoint once its process holds this many commit records since the last one (by
+/// default; see [`CommitLog::set_checkpoint_interval`]).
 pub const CHECKPOINT_INTERVAL: u64 = 1000;
 /// Version of the checkpoint format.
 const CHECKPOINT_FORMAT_VERSION: u32 = 1;
@@ -201,7 +203,8 @@ impl CommitLog {
         Ok(log)
     }
 
-    /// Writes a checkpoint after every commit whose number is a multiple of `interval` (0: never).
+    /// A commit writes a checkpoint once this log holds `interval` commit records since its last one (0:
+    /// never).
     pub fn set_checkpoint_interval(&mut self, interval: u64) {
         self.checkpoint_interval = interval;
     }
@@ -479,7 +482,7 @@ impl CommitLog {
         let seq = commit.seq;
         self.commits.push(commit);
         if self.checkpoint_interval > 0
-            && seq.is_multiple_of(self.checkpoint_interval)
+            && self.commits.len() as u64 >= self.checkpoint_interval
             && let Err(error) = self.checkpoint(writer)
         {
             tracing::warn!(seq, %error, "cannot write the log checkpoint; the log is read from its records");
