@@ -115,14 +115,14 @@ async fn incremental_materialisation_of_parts_with_late_events_equals_a_full_reb
     assert_same_marts(&incremental, &full, "incremental").await;
 }
 
-/// Every `n`-th line of the generated files (from `offset`), as one file.
-fn interleaved(files: &[PathBuf], out: &Path, n: usize, offset: usize) -> PathBuf {
-    let path = out.join(format!("every-{n}-from-{offset}.ndjson"));
+/// The lines of the generated files whose index modulo `n` is in `residues`, as one file.
+fn residues(files: &[PathBuf], out: &Path, n: usize, residues: std::ops::Range<usize>) -> PathBuf {
+    let path = out.join(format!("mod-{n}-{}-{}.ndjson", residues.start, residues.end));
     let mut file = std::fs::File::create(&path).expect("create part");
     let lines = files.iter().flat_map(|f| {
         std::fs::read(f).expect("read input").split(|b| *b == b'\n').map(<[u8]>::to_vec).collect::<Vec<_>>()
     });
-    for line in lines.filter(|l| !l.is_empty()).skip(offset).step_by(n) {
+    for (_, line) in lines.filter(|l| !l.is_empty()).enumerate().filter(|(i, _)| residues.contains(&(i % n))) {
         file.write_all(&line).and_then(|()| file.write_all(b"\n")).expect("write part");
     }
     path
@@ -134,7 +134,7 @@ async fn compactions_between_materialisations_keep_the_marts_equal_to_a_full_reb
     let config = two_years_with_bad_and_late_events();
     let generated = generate(&config, &dir.path().join("input"), &mut |_, _| {}).expect("generate");
     // Four parts spread over the whole history: each day gets a file from each part.
-    let parts: Vec<PathBuf> = (0..4).map(|i| interleaved(&generated.files, dir.path(), 4, i)).collect();
+    let parts: Vec<PathBuf> = (0..4).map(|i| residues(&generated.files, dir.path(), 4, i..i + 1)).collect();
     let metrics = MetricsConfig::default();
 
     let mut warehouse = Warehouse::open(dir.path().join("compacted")).expect("open");
@@ -165,19 +165,6 @@ async fn compactions_between_materialisations_keep_the_marts_equal_to_a_full_reb
     ingest(&mut full, &parts);
     materialize(&full, &metrics, Rebuild::Full).await.expect("materialize");
     assert_same_marts(&warehouse, &full, "after compactions").await;
-}
-
-/// The lines of the generated files whose index modulo `n` is in `residues`, as one file.
-fn residues(files: &[PathBuf], out: &Path, n: usize, residues: std::ops::Range<usize>) -> PathBuf {
-    let path = out.join(format!("mod-{n}-{}-{}.ndjson", residues.start, residues.end));
-    let mut file = std::fs::File::create(&path).expect("create part");
-    let lines = files.iter().flat_map(|f| {
-        std::fs::read(f).expect("read input").split(|b| *b == b'\n').map(<[u8]>::to_vec).collect::<Vec<_>>()
-    });
-    for (_, line) in lines.filter(|l| !l.is_empty()).enumerate().filter(|(i, _)| residues.contains(&(i % n))) {
-        file.write_all(&line).and_then(|()| file.write_all(b"\n")).expect("write part");
-    }
-    path
 }
 
 #[tokio::test]

@@ -152,34 +152,45 @@ fn ingest_killed_again_and_again_loses_nothing_and_stores_nothing_twice() {
     ok(permitflow(&["ingest", "--warehouse", &clean]).arg(&input).env("PERMITFLOW__PRIVACY__KEY", KEY));
 
     let killed = dir.path().join("killed").display().to_string();
-    let mut kills = 0;
-    let started = Instant::now();
-    loop {
-        assert!(started.elapsed() < Duration::from_secs(600), "ingest never finished ({kills} kills)");
-        let mut child = permitflow(&["ingest", "--warehouse", &killed])
-            .arg(&input)
-            .env("PERMITFLOW__PRIVACY__KEY", KEY)
-            .env("PERMITFLOW__INGEST__BATCH_LINES", "3000")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn");
-        // Kill at varying moments: before, during and between batch commits.
-        std::thread::sleep(Duration::from_millis(150 + 97 * (kills % 7)));
-        match child.try_wait().expect("poll") {
-            Some(status) => {
-                assert!(status.success(), "ingest failed after {kills} kills");
-                break;
-            }
-            None => {
-                child.kill().expect("SIGKILL");
-                child.wait().expect("reap");
-                kills += 1;
-            }
-        }
-    }
+    // Kill at varying moments: before, during and between batch commits.
+    let kills = kill_again_and_again(
+        "ingest",
+        u32::MAX,
+        |kills| Duration::from_millis(150 + 97 * u64::from(kills % 7)),
+        || {
+            let mut command = permitflow(&["ingest", "--warehouse", &killed]);
+            command.arg(&input).env("PERMITFLOW__PRIVACY__KEY", KEY).env("PERMITFLOW__INGEST__BATCH_LINES", "3000");
+            command
+        },
+    );
     assert!(kills >= 5, "only {kills} kills: the input is too small to exercise recovery");
     assert_eq!(fingerprint(&killed), fingerprint(&clean));
+}
+
+/// Runs `command` again and again, SIGKILLed after `pause(kills so far)` unless it finished first (then it
+/// must have succeeded), until it finishes or was killed `max_kills` times, within 10 minutes; returns the
+/// number of kills.
+fn kill_again_and_again(
+    what: &str,
+    max_kills: u32,
+    pause: impl Fn(u32) -> Duration,
+    mut command: impl FnMut() -> Command,
+) -> u32 {
+    let mut kills = 0;
+    let started = Instant::now();
+    while kills < max_kills {
+        assert!(started.elapsed() < Duration::from_secs(600), "{what}: only {kills} kills in 10 minutes");
+        let mut child = command().stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn");
+        std::thread::sleep(pause(kills));
+        if let Some(status) = child.try_wait().expect("poll") {
+            assert!(status.success(), "{what} failed after {kills} kills");
+            break;
+        }
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reap");
+        kills += 1;
+    }
+    kills
 }
 
 /// Partition directories under `events/` and `_rejections` with the number of `.parquet` files in each.
@@ -226,29 +237,13 @@ fn compaction_killed_again_and_again_loses_nothing_and_stores_nothing_twice() {
     let before = fingerprint(&wh_arg);
     let files_before: usize = files_per_partition(&wh).iter().map(|(_, n)| n).sum();
 
-    let mut kills = 0;
-    let started = Instant::now();
-    while kills < 12 {
-        assert!(started.elapsed() < Duration::from_secs(600), "only {kills} kills in 10 minutes");
-        let mut child = permitflow(&["compact", "--warehouse", &wh_arg, "--min-files", "2"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn");
-        // Kill at varying moments: while rewriting, between a commit and its swaps, between commits.
-        std::thread::sleep(Duration::from_millis(150 + 137 * (kills % 9)));
-        match child.try_wait().expect("poll") {
-            Some(status) => {
-                assert!(status.success(), "compact failed after {kills} kills");
-                break;
-            }
-            None => {
-                child.kill().expect("SIGKILL");
-                child.wait().expect("reap");
-                kills += 1;
-            }
-        }
-    }
+    // Kill at varying moments: while rewriting, between a commit and its swaps, between commits.
+    let kills = kill_again_and_again(
+        "compact",
+        12,
+        |kills| Duration::from_millis(150 + 137 * u64::from(kills % 9)),
+        || permitflow(&["compact", "--warehouse", &wh_arg, "--min-files", "2"]),
+    );
     let last = ok(permitflow(&["compact", "--warehouse", &wh_arg, "--min-files", "2"]));
     assert!(kills >= 5, "only {kills} kills: the warehouse is too small to exercise recovery ({last})");
     let partitions = files_per_partition(&wh);

@@ -28,7 +28,7 @@ use permitflow_warehouse::{CommittedFile, Warehouse};
 use tracing::debug;
 
 use crate::files::{read_columns, read_files};
-use crate::{MetricsError, conform, mart_schema, query_error};
+use crate::{MetricsError, collect_conformed, query_error};
 
 /// A `*_history` view of `_views.sql`, the event table it reads and the `*_firsts` view that summarises it
 /// (with the same columns).
@@ -98,10 +98,8 @@ pub(crate) async fn merge_with_base(
     let started = std::time::Instant::now();
     let context = format!("merging {} with its summary", history.firsts);
     let frame = ctx.table(history.firsts).await.map_err(query_error(&context))?;
-    let schema = mart_schema(frame.schema().as_arrow());
-    let batches = frame.collect().await.map_err(query_error(&context))?;
-    let batches = batches.iter().map(|b| conform(b, &schema)).collect::<Result<Vec<_>, _>>()?;
-    let delta = concat_batches(&schema, &batches)?;
+    let delta = collect_conformed(frame, &context).await?;
+    let schema = delta.schema();
     let base_path = warehouse.mart_summary(history.firsts).ok_or_else(|| MetricsError::Query {
         context: context.clone(),
         source: datafusion::error::DataFusionError::Execution(format!(
@@ -139,10 +137,7 @@ pub(crate) async fn store_summaries(
         for history in HISTORIES {
             let context = format!("storing the summary {}", history.firsts);
             let frame = ctx.table(history.firsts).await.map_err(query_error(&context))?;
-            let schema = mart_schema(frame.schema().as_arrow());
-            let batches = frame.collect().await.map_err(query_error(&context))?;
-            let batches = batches.iter().map(|b| conform(b, &schema)).collect::<Result<Vec<_>, _>>()?;
-            bases.push((history.firsts, concat_batches(&schema, &batches)?));
+            bases.push((history.firsts, collect_conformed(frame, &context).await?));
         }
     }
     for m in merged {

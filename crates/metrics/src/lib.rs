@@ -192,6 +192,8 @@ struct Materialising<'a> {
     /// In an incremental run, the files committed since the last materialisation: the whole-history views
     /// are its summaries plus these (see the `history` module).
     new_files: Option<&'a [&'a CommittedFile]>,
+    /// The live files of the commit log (read into memory as the cached tables).
+    live_files: &'a [(u64, &'a CommittedFile)],
 }
 
 /// The session of a materialisation (`materialising`) or of queries (`None`). With a `from_year`, the event
@@ -241,8 +243,8 @@ async fn build_session(
     )])?);
     ctx.register_table("materialize_scope", scope.map_err(query_error("materialize_scope"))?.into_view())
         .map_err(query_error("materialize_scope"))?;
-    if materialising.is_some() {
-        cache_tables(&ctx, warehouse, from_year).await?;
+    if let Some(materialising) = materialising {
+        cache_tables(&ctx, warehouse, materialising.live_files, from_year).await?;
     }
     for (number, statement) in view_statements().iter().enumerate() {
         let context = format!("pipelines/models/_views.sql, statement {}", number + 1);
@@ -306,6 +308,17 @@ fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, Arrow
         .map(|(column, field)| cast(column, field.data_type()))
         .collect::<Result<Vec<_>, _>>()?;
     RecordBatch::try_new(schema.clone(), columns)
+}
+
+/// The result of `frame` as one batch in its mart schema (see [`mart_schema`]).
+async fn collect_conformed(
+    frame: datafusion::dataframe::DataFrame,
+    context: &str,
+) -> Result<RecordBatch, MetricsError> {
+    let schema = mart_schema(frame.schema().as_arrow());
+    let batches = frame.collect().await.map_err(query_error(context))?;
+    let batches = batches.iter().map(|batch| conform(batch, &schema)).collect::<Result<Vec<_>, _>>()?;
+    Ok(concat_batches(&schema, &batches)?)
 }
 
 /// The rows of each year partition, by the year in the first four characters of `period`.
@@ -463,7 +476,8 @@ pub async fn materialize(
     let _layout = warehouse.hold_layout()?;
     let targets = load_targets(warehouse, config)?;
     let through_seq = warehouse.log().last_seq();
-    let calendar = Calendar::of(warehouse.log().live_files().into_iter().map(|(_, f)| f));
+    let live_files = warehouse.log().live_files();
+    let calendar = Calendar::of(live_files.iter().map(|(_, f)| *f));
     let fingerprint = fingerprint(&targets);
     let state: Option<State> = warehouse.mart_state()?.and_then(|text| serde_json::from_str(&text).ok());
     let since: Vec<Commit> = match &state {
@@ -500,8 +514,10 @@ pub async fn materialize(
     let mut marts = Vec::new();
     if scope != Scope::UpToDate {
         let materialising = match scope {
-            Scope::FromYear(year) => Materialising { from_year: Some(year), new_files: Some(&new_files) },
-            _ => Materialising { from_year: None, new_files: None },
+            Scope::FromYear(year) => {
+                Materialising { from_year: Some(year), new_files: Some(&new_files), live_files: &live_files }
+            }
+            _ => Materialising { from_year: None, new_files: None, live_files: &live_files },
         };
         let started = std::time::Instant::now();
         let (ctx, merged) = build_session(warehouse, &targets, calendar.as_ref(), Some(materialising)).await?;
@@ -520,8 +536,12 @@ pub async fn materialize(
 /// Reads the [`CACHED_TABLES`] into memory from the live files of the commit log (see the `files` module):
 /// every file as `all_<table>`, also registered as `<table>`, in a full run (`from_year` `None`); otherwise
 /// the files of the partitions `<table>` holds (see [`partition_bound`]) as `<table>` alone.
-async fn cache_tables(ctx: &SessionContext, warehouse: &Warehouse, from_year: Option<i32>) -> Result<(), MetricsError> {
-    let live = warehouse.log().live_files();
+async fn cache_tables(
+    ctx: &SessionContext,
+    warehouse: &Warehouse,
+    live: &[(u64, &CommittedFile)],
+    from_year: Option<i32>,
+) -> Result<(), MetricsError> {
     for (table, own) in CACHED_TABLES {
         let started = std::time::Instant::now();
         let context = format!("reading {table} into memory");
@@ -591,15 +611,8 @@ async fn materialize_model(
     let started = std::time::Instant::now();
     let context = format!("model pipelines/models/{}.sql", model.name);
     let frame = ctx.sql(model.sql).await.map_err(query_error(&context))?;
-    let schema = mart_schema(frame.schema().as_arrow());
-    let batches = frame
-        .collect()
-        .await
-        .map_err(query_error(&context))?
-        .iter()
-        .map(|batch| conform(batch, &schema))
-        .collect::<Result<Vec<_>, _>>()?;
-    let batch = concat_batches(&schema, &batches)?;
+    let batch = collect_conformed(frame, &context).await?;
+    let schema = batch.schema();
     let in_scope = |year: &str| from_year.is_none_or(|from| year.parse::<i32>().is_ok_and(|y| y >= from));
     let mut keep: Vec<String> = warehouse.mart_years(model.name)?.into_iter().filter(|y| !in_scope(y)).collect();
     for (year, rows) in split_by_year(&batch)? {

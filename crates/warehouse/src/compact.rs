@@ -114,15 +114,11 @@ struct Partition<'a> {
 }
 
 impl Warehouse {
-    /// Takes the layout lock shared: held by a pending commit from its first staged file to its renames.
-    pub(crate) fn share_layout(&self) -> Result<LayoutLock, WarehouseError> {
-        LayoutLock::acquire(&self.root, false)
-    }
-
-    /// Waits for a compaction in progress, then keeps compactions from starting (and from removing the files
-    /// they replace) while the lock lives: for a reader of the files the commit log lists.
+    /// Takes the layout lock shared: waits for a compaction in progress, then keeps compactions from
+    /// starting (and from removing the files they replace) while the lock lives. Held by a pending commit
+    /// from its first staged file to its renames, and by a reader of the files the commit log lists.
     pub fn hold_layout(&self) -> Result<LayoutLock, WarehouseError> {
-        self.share_layout()
+        LayoutLock::acquire(&self.root, false)
     }
 
     /// Rewrites every partition with at least [`CompactOptions::min_files`] committed files as one file,

@@ -391,7 +391,7 @@ impl Warehouse {
         let table_dir = self.table_dir(&event.table);
         let writer = self.writer_id()?;
         if pending.layout.is_none() {
-            pending.layout = Some(self.share_layout()?);
+            pending.layout = Some(self.hold_layout()?);
         }
         let files: Vec<(PathBuf, String, Vec<(usize, usize)>)> = rows_by_key
             .into_iter()
@@ -430,7 +430,7 @@ impl Warehouse {
             return Ok(());
         }
         if pending.layout.is_none() {
-            pending.layout = Some(self.share_layout()?);
+            pending.layout = Some(self.hold_layout()?);
         }
         let name = pending.name_at(pending.staged.len());
         let file =

@@ -137,7 +137,8 @@ impl std::ops::AddAssign for Counts {
 }
 
 /// How far a file (by content hash) has been committed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FileProgress {
     /// Bytes committed from the start of the file.
     pub to_byte: u64,
@@ -184,8 +185,8 @@ struct Base {
 struct Checkpoint {
     version: u32,
     base: Base,
-    /// Per input file content hash: (to_byte, to_line, size, last_seq).
-    files: BTreeMap<String, (u64, u64, u64, u64)>,
+    /// Per input file content hash, how far it is committed.
+    files: BTreeMap<String, FileProgress>,
     /// (topic, partition, committed position).
     kafka: Vec<(String, i32, i64)>,
 }
@@ -228,11 +229,7 @@ impl CommitLog {
         if checkpoint.version != CHECKPOINT_FORMAT_VERSION || checkpoint.base.seq != seq {
             return Err(corrupt(format!("checkpoint says seq {} version {}", checkpoint.base.seq, checkpoint.version)));
         }
-        self.files = checkpoint
-            .files
-            .into_iter()
-            .map(|(sha, (to_byte, to_line, size, last_seq))| (sha, FileProgress { to_byte, to_line, size, last_seq }))
-            .collect();
+        self.files = checkpoint.files;
         self.kafka = checkpoint.kafka.into_iter().map(|(topic, partition, at)| ((topic, partition), at)).collect();
         self.base = checkpoint.base;
         Ok(())
@@ -242,15 +239,15 @@ impl CommitLog {
     /// on disk; [`CommitLog::commits_since`] reads them back when asked). Written atomically; another
     /// writer may write the same one.
     pub(crate) fn checkpoint(&mut self, writer: &str) -> Result<(), WarehouseError> {
-        let base = Base { seq: self.last_seq(), live_files: self.live_files_owned(), counts: self.counts() };
+        let base = Base {
+            seq: self.last_seq(),
+            live_files: self.live_files().into_iter().map(|(seq, f)| (seq, f.clone())).collect(),
+            counts: self.counts(),
+        };
         let checkpoint = Checkpoint {
             version: CHECKPOINT_FORMAT_VERSION,
             base,
-            files: self
-                .files
-                .iter()
-                .map(|(sha, p)| (sha.clone(), (p.to_byte, p.to_line, p.size, p.last_seq)))
-                .collect(),
+            files: self.files.clone(),
             kafka: self.kafka.iter().map(|((topic, partition), at)| (topic.clone(), *partition, *at)).collect(),
         };
         let final_path = self.dir.join(format!("{:020}{CHECKPOINT_SUFFIX}", checkpoint.base.seq));
@@ -259,11 +256,7 @@ impl CommitLog {
             path: final_path.clone(),
             message: format!("cannot serialise checkpoint: {e}"),
         })?;
-        {
-            let mut file = fs::File::create(&tmp_path).map_err(|e| WarehouseError::io(&tmp_path, e))?;
-            file.write_all(&text).map_err(|e| WarehouseError::io(&tmp_path, e))?;
-            file.sync_all().map_err(|e| WarehouseError::io(&tmp_path, e))?;
-        }
+        write_synced(&tmp_path, &text)?;
         fs::rename(&tmp_path, &final_path).map_err(|e| WarehouseError::io(&tmp_path, e))?;
         sync_dir(&self.dir)?;
         self.base = checkpoint.base;
@@ -377,10 +370,6 @@ impl CommitLog {
         Ok(out)
     }
 
-    fn live_files_owned(&self) -> Vec<(u64, CommittedFile)> {
-        self.live_files().into_iter().map(|(seq, file)| (seq, file.clone())).collect()
-    }
-
     /// The data files that hold the warehouse's rows now: every committed file no later compaction
     /// replaced, in commit order, each with the sequence number of the commit that added it.
     pub fn live_files(&self) -> Vec<(u64, &CommittedFile)> {
@@ -463,11 +452,7 @@ impl CommitLog {
             path: final_path.clone(),
             message: format!("cannot serialise commit: {e}"),
         })?;
-        {
-            let mut file = fs::File::create(&tmp_path).map_err(|e| WarehouseError::io(&tmp_path, e))?;
-            file.write_all(&text).map_err(|e| WarehouseError::io(&tmp_path, e))?;
-            file.sync_all().map_err(|e| WarehouseError::io(&tmp_path, e))?;
-        }
+        write_synced(&tmp_path, &text)?;
         let linked = fs::hard_link(&tmp_path, &final_path);
         fs::remove_file(&tmp_path).map_err(|e| WarehouseError::io(&tmp_path, e))?;
         match linked {
@@ -516,6 +501,12 @@ impl std::fmt::Display for OffsetConflict {
 
 fn commit_file_name(seq: u64) -> String {
     format!("{seq:020}.json")
+}
+
+/// Writes a new file and makes its content durable.
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), WarehouseError> {
+    let mut file = fs::File::create(path).map_err(|e| WarehouseError::io(path, e))?;
+    file.write_all(bytes).and_then(|()| file.sync_all()).map_err(|e| WarehouseError::io(path, e))
 }
 
 /// Makes a directory's entries (renames, new files) durable.
