@@ -492,6 +492,19 @@ mod tests {
     }
 
     #[test]
+    fn an_unreadable_checkpoint_is_passed_over_and_the_log_read_from_its_records() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut warehouse = Warehouse::open(dir.path()).expect("open");
+        fill(&mut warehouse, 0, 3);
+        let whole = CommitLog::load(dir.path()).expect("log");
+        let path = dir.path().join(crate::COMMITS_DIR).join("00000000000000000003.checkpoint.json");
+        fs::write(&path, "{\"version\": 99}").expect("write");
+        let read = CommitLog::load(dir.path()).expect("log");
+        assert_eq!(read.commits(), whole.commits(), "every record read");
+        assert_eq!((read.live_files(), read.counts()), (whole.live_files(), whole.counts()));
+    }
+
+    #[test]
     fn a_writer_checkpoints_its_log_once_it_holds_the_interval_of_records() {
         let dir = tempfile::tempdir().expect("dir");
         let mut warehouse = Warehouse::open(dir.path()).expect("open");

@@ -220,15 +220,21 @@ impl CommitLog {
             })
             .max();
         let Some((seq, path)) = newest else { return Ok(()) };
-        let corrupt = |message: String| WarehouseError::CorruptLog {
-            path: path.clone(),
-            message: format!("{message}; remove this checkpoint to read the log from its commit records"),
-        };
         let text = fs::read_to_string(&path).map_err(|e| WarehouseError::io(&path, e))?;
-        let checkpoint: Checkpoint = serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
-        if checkpoint.version != CHECKPOINT_FORMAT_VERSION || checkpoint.base.seq != seq {
-            return Err(corrupt(format!("checkpoint says seq {} version {}", checkpoint.base.seq, checkpoint.version)));
-        }
+        // A checkpoint only saves reading the records, which stay on disk: one this version cannot read
+        // (another format, or damaged) is passed over, and the next commit writes a new one.
+        let checkpoint = match serde_json::from_str::<Checkpoint>(&text) {
+            Ok(c) if c.version == CHECKPOINT_FORMAT_VERSION && c.base.seq == seq => c,
+            Ok(c) => {
+                let message = format!("it says seq {} version {}", c.base.seq, c.version);
+                tracing::warn!(path = %path.display(), message, "ignoring a checkpoint; reading the commit records");
+                return Ok(());
+            }
+            Err(error) => {
+                tracing::warn!(path = %path.display(), %error, "ignoring a checkpoint; reading the commit records");
+                return Ok(());
+            }
+        };
         self.files = checkpoint.files;
         self.kafka = checkpoint.kafka.into_iter().map(|(topic, partition, at)| ((topic, partition), at)).collect();
         self.base = checkpoint.base;
