@@ -140,7 +140,7 @@ impl Warehouse {
 
     /// One commit of [`Warehouse::compact`].
     fn compact_some(&mut self, options: &CompactOptions) -> Result<CompactionReport, WarehouseError> {
-        let _layout = LayoutLock::acquire(&self.root, true)?;
+        let layout = LayoutLock::acquire(&self.root, true)?;
         self.log.refresh()?;
         self.recover_holding_layout(true)?;
         let writer = self.writer_id()?.to_string();
@@ -194,6 +194,8 @@ impl Warehouse {
         remove_tree(&work)?;
         let swapped: Vec<PathBuf> = dirs.iter().map(|dir| self.root.join(dir)).collect();
         sync_durably(&self.root, &[], &swapped)?;
+        drop(layout);
+        self.log.checkpoint_if_due(&writer);
         report.seq = Some(commit.seq);
         info!(
             seq = commit.seq,

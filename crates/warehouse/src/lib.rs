@@ -509,6 +509,9 @@ impl Warehouse {
             fs::rename(&staged, &final_path).map_err(|e| WarehouseError::io(&staged, e))?;
         }
         sync_durably(&self.root, &[], &dirs)?;
+        drop(pending.layout.take());
+        let writer = self.writer_id()?.to_string();
+        self.log.checkpoint_if_due(&writer);
         Ok(commit)
     }
 }

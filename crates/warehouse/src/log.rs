@@ -470,15 +470,21 @@ impl CommitLog {
         }
         sync_dir(&self.dir)?;
         self.index(&commit);
-        let seq = commit.seq;
         self.commits.push(commit);
+        Ok(())
+    }
+
+    /// Writes a checkpoint when this log holds the checkpoint interval of records since its last one; a
+    /// failure is logged (the log is then read from its records) and retried after the next commit. Called
+    /// by a writer after its commit, outside the layout lock, so that a checkpoint never holds up another
+    /// writer or a compaction.
+    pub(crate) fn checkpoint_if_due(&mut self, writer: &str) {
         if self.checkpoint_interval > 0
             && self.commits.len() as u64 >= self.checkpoint_interval
             && let Err(error) = self.checkpoint(writer)
         {
-            tracing::warn!(seq, %error, "cannot write the log checkpoint; the log is read from its records");
+            tracing::warn!(seq = self.last_seq(), %error, "cannot write the log checkpoint; the log is read from its records");
         }
-        Ok(())
     }
 }
 
