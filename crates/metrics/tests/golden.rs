@@ -56,8 +56,11 @@ async fn materialized() -> (tempfile::TempDir, Vec<RecordBatch>, Vec<RecordBatch
     (dir, dppy, cost)
 }
 
-/// Rows as (key columns joined by '|', column → value) for lookup.
-fn rows(batches: &[RecordBatch], keys: &[&str]) -> Vec<(String, Vec<(String, Option<f64>)>)> {
+/// A row as (key columns joined by '|', column → value).
+type KeyedRow = (String, Vec<(String, Option<f64>)>);
+
+/// Rows for lookup.
+fn rows(batches: &[RecordBatch], keys: &[&str]) -> Vec<KeyedRow> {
     let mut out = Vec::new();
     for batch in batches {
         for row in 0..batch.num_rows() {
@@ -88,7 +91,7 @@ fn rows(batches: &[RecordBatch], keys: &[&str]) -> Vec<(String, Vec<(String, Opt
     out
 }
 
-fn value(rows: &[(String, Vec<(String, Option<f64>)>)], key: &str, column: &str) -> Option<f64> {
+fn value(rows: &[KeyedRow], key: &str, column: &str) -> Option<f64> {
     let (_, values) = rows.iter().find(|(k, _)| k == key).unwrap_or_else(|| panic!("no row {key}"));
     values.iter().find(|(c, _)| c == column).unwrap_or_else(|| panic!("no column {column}")).1
 }

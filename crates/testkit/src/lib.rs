@@ -355,9 +355,10 @@ impl KafkaBroker {
             loop {
                 match producer.send(record) {
                     Ok(()) => break,
-                    Err((rdkafka::error::KafkaError::MessageProduction(code), back))
-                        if code == rdkafka::types::RDKafkaErrorCode::QueueFull =>
-                    {
+                    Err((
+                        rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
+                        back,
+                    )) => {
                         record = back;
                         std::thread::sleep(Duration::from_millis(5));
                     }
