@@ -168,7 +168,7 @@ async fn compactions_between_materialisations_keep_the_marts_equal_to_a_full_reb
 }
 
 #[tokio::test]
-async fn small_updates_kept_as_summary_deltas_equal_a_full_rebuild_also_across_a_log_checkpoint() {
+async fn small_updates_kept_as_summary_deltas_equal_a_full_rebuild_also_across_a_log_checkpoint_and_pruning() {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = two_years_with_bad_and_late_events();
     let generated = generate(&config, &dir.path().join("input"), &mut |_, _| {}).expect("generate");
@@ -185,7 +185,22 @@ async fn small_updates_kept_as_summary_deltas_equal_a_full_rebuild_also_across_a
             warehouse.checkpoint().expect("checkpoint");
             assert!(warehouse.log().commits().is_empty());
         }
+        if n == 3 {
+            // A compaction prunes the log of the records since the last materialisation.
+            warehouse.set_log_retention(1);
+            warehouse.compact(&CompactOptions { min_files: 2, through_seq: None }).expect("compact");
+            warehouse.checkpoint().expect("checkpoint");
+            assert!(warehouse.prune_log().expect("prune") > 0);
+        }
         let report = materialize(&warehouse, &metrics, Rebuild::Incremental).await.expect("materialize");
+        if n == 3 {
+            let reason = match report.scope {
+                Scope::Full { reason } => reason,
+                other => panic!("after pruning: {other:?}"),
+            };
+            assert!(reason.contains("pruned"), "says why it rebuilds: {reason}");
+            continue;
+        }
         for firsts in ["application_firsts", "decision_firsts"] {
             let deltas = warehouse.mart_summary_deltas(firsts).expect("deltas");
             if n == 0 {

@@ -17,7 +17,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use permitflow_gen::{GenConfig, GenSummary, generate};
 use permitflow_metrics::{Rebuild, Scope, materialize, materialized_through, session};
-use permitflow_pipeline::{Config, FileReport, RunOptions, RunReport, ingest_files, run_kafka};
+use permitflow_pipeline::{Config, FileReport, RunOptions, RunReport, WarehouseConfig, ingest_files, run_kafka};
 use permitflow_schema::Pseudonymiser;
 use permitflow_source::expand_inputs;
 use permitflow_warehouse::{CompactOptions, CompactionReport, Counts, Warehouse};
@@ -212,7 +212,7 @@ fn run(cli: Cli) -> Result<()> {
             let compacting = Arc::new(tokio::sync::Mutex::new(()));
             if config.compaction.interval_s > 0 {
                 let (root, compaction) = (warehouse.root().to_path_buf(), config.compaction.clone());
-                let checkpoint_interval = config.warehouse.checkpoint_interval;
+                let log_settings = config.warehouse.clone();
                 let compacting = Arc::clone(&compacting);
                 runtime.spawn(async move {
                     let mut ticker = tokio::time::interval(std::time::Duration::from_secs(compaction.interval_s));
@@ -220,9 +220,9 @@ fn run(cli: Cli) -> Result<()> {
                     loop {
                         ticker.tick().await;
                         let _running = compacting.lock().await;
-                        let (root, min_files) = (root.clone(), compaction.min_files);
+                        let (root, min_files, log_settings) = (root.clone(), compaction.min_files, log_settings.clone());
                         let _ = tokio::task::spawn_blocking(move || {
-                            compact_in_background(&root, min_files, checkpoint_interval)
+                            compact_in_background(&root, min_files, &log_settings)
                         })
                         .await;
                     }
@@ -350,8 +350,13 @@ fn print_run_report(report: &RunReport) {
 fn open_warehouse(flag: Option<&Path>, config: &Config) -> Result<Warehouse> {
     let path = flag.unwrap_or(&config.warehouse.path);
     let mut warehouse = Warehouse::open(path).with_context(|| format!("opening the warehouse {}", path.display()))?;
-    warehouse.set_checkpoint_interval(config.warehouse.checkpoint_interval);
+    apply_log_settings(&mut warehouse, &config.warehouse);
     Ok(warehouse)
+}
+
+fn apply_log_settings(warehouse: &mut Warehouse, settings: &WarehouseConfig) {
+    warehouse.set_checkpoint_interval(settings.checkpoint_interval);
+    warehouse.set_log_retention(settings.log_retention);
 }
 
 fn run_generate(config: &GenConfig, out: &Path) -> Result<GenSummary> {
@@ -473,19 +478,26 @@ fn run_compact(warehouse: &mut Warehouse, min_files: usize, all: bool) -> Result
             report.rows
         ),
     }
+    if report.log_files_pruned > 0 {
+        println!(
+            "pruned {} commit records and checkpoints older than the log retention",
+            report.log_files_pruned
+        );
+    }
     Ok(())
 }
 
-fn compact_in_background(root: &Path, min_files: usize, checkpoint_interval: u64) {
+fn compact_in_background(root: &Path, min_files: usize, log_settings: &WarehouseConfig) {
     let started = Instant::now();
     let result = Warehouse::open(root).map_err(anyhow::Error::from).and_then(|mut warehouse| {
-        warehouse.set_checkpoint_interval(checkpoint_interval);
+        apply_log_settings(&mut warehouse, log_settings);
         compact_warehouse(&mut warehouse, min_files, false)
     });
     match result {
         Ok(report) => tracing::info!(
             partitions = report.partitions,
             files_before = report.files_before,
+            log_files_pruned = report.log_files_pruned,
             seconds = started.elapsed().as_secs_f64(),
             "compacted"
         ),

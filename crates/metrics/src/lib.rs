@@ -480,10 +480,13 @@ pub async fn materialize(
     let calendar = Calendar::of(live_files.iter().map(|(_, f)| *f));
     let fingerprint = fingerprint(&targets);
     let state: Option<State> = warehouse.mart_state()?.and_then(|text| serde_json::from_str(&text).ok());
-    let since: Vec<Commit> = match &state {
+    // `None`: a compaction pruned records of commits the marts have not seen.
+    let since: Option<Vec<Commit>> = match &state {
         Some(state) => warehouse.log().commits_since(state.through_seq)?,
-        None => Vec::new(),
+        None => Some(Vec::new()),
     };
+    let pruned = since.is_none();
+    let since = since.unwrap_or_default();
     // A compaction adds no data: its files hold rows the marts have seen, or rows of the files it replaced.
     let new_files: Vec<&CommittedFile> = since.iter().filter(|c| !c.is_compaction()).flat_map(|c| &c.files).collect();
     let new_paths: std::collections::HashSet<&str> = new_files.iter().map(|f| f.path.as_str()).collect();
@@ -495,6 +498,7 @@ pub async fn materialize(
             Scope::Full { reason: "the models or targets changed" }
         }
         (Some(state), _) if state.through_seq == through_seq => Scope::UpToDate,
+        _ if pruned => Scope::Full { reason: "the commit log was pruned of commits since the last materialisation" },
         _ if new_files_compacted => {
             Scope::Full { reason: "files committed since the last materialisation were compacted before it" }
         }

@@ -68,6 +68,10 @@ pub struct WarehouseConfig {
     /// After this many commits (made or seen) since the last checkpoint, the next commit also writes a
     /// checkpoint of the commit log, from which the log is read from then on (default 1000; 0: never).
     pub checkpoint_interval: u64,
+    /// Commit records a compaction keeps before the newest checkpoint; older records and checkpoints are
+    /// removed (default 100,000, about 11 days of commits every 10 s; 0: keep every record). An
+    /// incremental materialisation whose last run is older than that rebuilds the marts in full.
+    pub log_retention: u64,
 }
 
 impl Default for WarehouseConfig {
@@ -75,6 +79,7 @@ impl Default for WarehouseConfig {
         WarehouseConfig {
             path: default_warehouse_path(),
             checkpoint_interval: permitflow_warehouse::CHECKPOINT_INTERVAL,
+            log_retention: permitflow_warehouse::LOG_RETENTION,
         }
     }
 }

@@ -71,6 +71,8 @@ pub struct CompactionReport {
     pub bytes_before: u64,
     /// Bytes of the written files.
     pub bytes_after: u64,
+    /// Commit records and checkpoints the log was pruned of (see [`Warehouse::set_log_retention`]).
+    pub log_files_pruned: usize,
 }
 
 impl std::ops::AddAssign for CompactionReport {
@@ -82,6 +84,7 @@ impl std::ops::AddAssign for CompactionReport {
         self.rows += later.rows;
         self.bytes_before += later.bytes_before;
         self.bytes_after += later.bytes_after;
+        self.log_files_pruned += later.log_files_pruned;
     }
 }
 
@@ -126,16 +129,28 @@ impl Warehouse {
     /// writers' commits in progress; writers wait while it runs.
     ///
     /// The partitions are rewritten [`PARTITIONS_PER_COMMIT`] at a time, one commit each, releasing the
-    /// lock in between so that a long compaction holds up a Kafka flush only briefly.
+    /// lock in between so that a long compaction holds up a Kafka flush only briefly. Then it prunes the
+    /// commit log ([`Warehouse::prune_log`]).
     pub fn compact(&mut self, options: &CompactOptions) -> Result<CompactionReport, WarehouseError> {
         let mut total = CompactionReport::default();
         loop {
             let report = self.compact_some(options)?;
             if report.seq.is_none() {
-                return Ok(total);
+                break;
             }
             total += report;
         }
+        total.log_files_pruned = self.prune_log()?;
+        Ok(total)
+    }
+
+    /// Prunes the commit log to its retention before the newest checkpoint (see
+    /// [`Warehouse::set_log_retention`]); returns how many files it removed. Waits for writers' commits in
+    /// progress.
+    pub fn prune_log(&mut self) -> Result<usize, WarehouseError> {
+        let _layout = LayoutLock::acquire(&self.root, true)?;
+        self.log.refresh()?;
+        self.log.prune()
     }
 
     /// One commit of [`Warehouse::compact`].
@@ -482,9 +497,9 @@ mod tests {
             assert_eq!(read.file_progress(&sha).map(|p| p.to_line), Some(5), "input {c}");
         }
         assert_eq!(read.kafka_position("decisions", 0), Some(9));
-        let since: Vec<u64> = read.commits_since(2).expect("records").iter().map(|c| c.seq).collect();
-        assert_eq!(since, [3, 4, 5, 6, 7, 8], "older commits are read back from their records");
-        assert_eq!(read.commits_since(2).expect("records")[..4], whole.commits()[2..]);
+        let since = read.commits_since(2).expect("records").expect("not pruned");
+        assert_eq!(since.iter().map(|c| c.seq).collect::<Vec<_>>(), [3, 4, 5, 6, 7, 8], "read back from records");
+        assert_eq!(since[..4], whole.commits()[2..]);
 
         drop(warehouse);
         let (rows, _) = listing(dir.path());
@@ -525,6 +540,50 @@ mod tests {
         assert_eq!((read.last_seq(), read.commits().len()), (5, 1));
         assert_eq!(read.live_files().len(), 5 * DAYS as usize);
         assert_eq!(read.counts(), Counts { read: 20, accepted: 20, rejected: 0 });
+    }
+
+    fn log_files(root: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(root.join(crate::COMMITS_DIR))
+            .expect("log")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names.iter().map(|n| n.trim_start_matches('0').to_string()).collect()
+    }
+
+    #[test]
+    fn a_compaction_prunes_the_log_to_its_retention_and_a_writer_idle_meanwhile_commits_after_the_head() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut idle = Warehouse::open(dir.path()).expect("open");
+        commit_kafka(&mut idle, "decisions", 0, 1);
+        let mut warehouse = Warehouse::open(dir.path()).expect("open");
+        warehouse.set_checkpoint_interval(2);
+        warehouse.set_log_retention(3);
+        fill(&mut warehouse, 0, 6);
+        let before = CommitLog::load(dir.path()).expect("log");
+
+        let report = warehouse.compact(&all(2)).expect("compact");
+        assert_eq!(report.seq, Some(8));
+        // Checkpoints at 2, 4, 6 and 8 (the compaction's); records 1..=5 are more than 3 before 8.
+        assert_eq!(report.log_files_pruned, 7);
+        assert_eq!(
+            log_files(dir.path()),
+            ["6.checkpoint.json", "6.json", "7.json", "8.checkpoint.json", "8.json"],
+            "the records of the retention and the checkpoints among them"
+        );
+        let pruned = CommitLog::load(dir.path()).expect("a pruned log reads");
+        assert_eq!((pruned.counts(), pruned.kafka_position("decisions", 0)), (before.counts(), Some(1)));
+        assert_eq!(pruned.commits_since(2).expect("records"), None, "records after 2 are gone");
+        assert_eq!(pruned.commits_since(5).expect("records").map(|c| c.len()), Some(3));
+
+        // Its last record (1) is gone: it reads the log again and commits after the head, not as 2.
+        commit_kafka(&mut idle, "decisions", 1, 2);
+        let read = CommitLog::load(dir.path()).expect("log");
+        assert_eq!(read.last_seq(), 9);
+        assert_eq!(read.kafka_position("decisions", 0), Some(2));
+        assert_eq!(read.counts().read, before.counts().read + 1);
+        assert_eq!(read.live_files(), warehouse.refresh_log().expect("refresh").live_files());
     }
 
     #[test]

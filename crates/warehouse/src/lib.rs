@@ -65,8 +65,8 @@ use tracing::{debug, info_span, warn};
 
 pub use compact::{COMPACTION_DIR, CompactOptions, CompactionReport, LayoutLock};
 pub use log::{
-    CHECKPOINT_INTERVAL, COMMITS_DIR, Commit, CommitLog, CommittedFile, Counts, FileProgress, OffsetConflict,
-    SourceRange, TopicPartition,
+    CHECKPOINT_INTERVAL, COMMITS_DIR, Commit, CommitLog, CommittedFile, Counts, FileProgress, LOG_RETENTION,
+    OffsetConflict, SourceRange, TopicPartition,
 };
 pub use marts::{MART_PARTITION, MART_SCHEMAS_DIR, MartLock};
 pub use rejections::{REJECTIONS_DIR, REJECTIONS_TABLE, RejectionBuffer, rejections_schema};
@@ -288,6 +288,13 @@ impl Warehouse {
         self.log.set_checkpoint_interval(interval);
     }
 
+    /// A compaction prunes the commit log to `records` commit records before its newest checkpoint (0: keeps
+    /// every record; the default is [`log::LOG_RETENTION`]). Incremental materialisation needs the records
+    /// since the marts' last run; when they are gone, it rebuilds in full.
+    pub fn set_log_retention(&mut self, records: u64) {
+        self.log.set_retention(records);
+    }
+
     /// Writes the log's checkpoint now, after reading the commits other writers made (see
     /// [`Warehouse::set_checkpoint_interval`] and the `log` module).
     pub fn checkpoint(&mut self) -> Result<(), WarehouseError> {
@@ -393,7 +400,9 @@ impl Warehouse {
         if pending.layout.is_none() {
             pending.layout = Some(self.hold_layout()?);
         }
-        let files: Vec<(PathBuf, String, Vec<(usize, usize)>)> = rows_by_key
+        // (directory, file name, the rows of `parts` it holds as (part, row)).
+        type FileRows = (PathBuf, String, Vec<(usize, usize)>);
+        let files: Vec<FileRows> = rows_by_key
             .into_iter()
             .enumerate()
             .map(|(i, (key, rows))| {
@@ -481,6 +490,10 @@ impl Warehouse {
         dirs.dedup();
         let staged: Vec<&Path> = pending.staged.iter().map(|(_, p)| p.as_path()).collect();
         sync_durably(&self.root, &staged, &dirs)?;
+        // Held from reading the log to appending to it, so that no prune removes records in between.
+        if pending.layout.is_none() {
+            pending.layout = Some(self.hold_layout()?);
+        }
         let commit = loop {
             self.log.refresh()?;
             let conflicts = self.log.kafka_conflicts(&pending.sources);

@@ -13,7 +13,16 @@
 //! from its newest checkpoint plus the commits after it, so opening a
 //! warehouse and the memory a writer's log takes do not grow with the number
 //! of commits ever made (a `permitflow run` flushing every 10 s makes millions
-//! a year). The commit records themselves stay on disk.
+//! a year).
+//!
+//! The records stay on disk until a compaction prunes the log
+//! ([`CommitLog::prune`]): it removes the records and checkpoints more than
+//! the retention ([`LOG_RETENTION`] by default) before the newest checkpoint,
+//! oldest first, holding the layout lock exclusively. A writer reads the log
+//! and appends its record holding the lock shared, and a log that finds its
+//! own last record gone reads itself again from the newest checkpoint, so a
+//! writer that was idle while others committed never takes a number that was
+//! pruned.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -34,6 +43,9 @@ pub const COMMITS_DIR: &str = "_commits";
 /// A commit writes a checkpoint once its process holds this many commit records since the last one (by
 /// default; see [`CommitLog::set_checkpoint_interval`]).
 pub const CHECKPOINT_INTERVAL: u64 = 1000;
+/// Commit records kept before the newest checkpoint when the log is pruned (by default; see
+/// [`CommitLog::set_retention`]): about 11 days of a `permitflow run` committing every 10 s.
+pub const LOG_RETENTION: u64 = 100_000;
 /// Version of the checkpoint format.
 const CHECKPOINT_FORMAT_VERSION: u32 = 1;
 const CHECKPOINT_SUFFIX: &str = ".checkpoint.json";
@@ -165,6 +177,7 @@ pub struct CommitLog {
     base: Base,
     commits: Vec<Commit>,
     checkpoint_interval: u64,
+    retention: u64,
     files: BTreeMap<String, FileProgress>,
     kafka: BTreeMap<TopicPartition, i64>,
 }
@@ -197,11 +210,21 @@ impl CommitLog {
     pub fn load(root: &Path) -> Result<CommitLog, WarehouseError> {
         let dir = root.join(COMMITS_DIR);
         fs::create_dir_all(&dir).map_err(|e| WarehouseError::io(&dir, e))?;
-        let mut log = CommitLog { dir, checkpoint_interval: CHECKPOINT_INTERVAL, ..CommitLog::default() };
+        CommitLog::read(dir, CHECKPOINT_INTERVAL, LOG_RETENTION)
+    }
+
+    fn read(dir: PathBuf, checkpoint_interval: u64, retention: u64) -> Result<CommitLog, WarehouseError> {
+        let mut log = CommitLog { dir, checkpoint_interval, retention, ..CommitLog::default() };
         log.read_newest_checkpoint()?;
-        log.refresh()?;
+        log.read_new_records()?;
         log.check_no_gap()?;
         Ok(log)
+    }
+
+    /// [`CommitLog::prune`] keeps `records` commit records before the newest checkpoint (0: keeps every
+    /// record).
+    pub fn set_retention(&mut self, records: u64) {
+        self.retention = records;
     }
 
     /// A commit writes a checkpoint once this log holds `interval` commit records since its last one (0:
@@ -210,17 +233,40 @@ impl CommitLog {
         self.checkpoint_interval = interval;
     }
 
+    /// The log's files: (seq, is a checkpoint, path).
+    fn entries(&self) -> Result<Vec<(u64, bool, PathBuf)>, WarehouseError> {
+        let mut entries = Vec::new();
+        for entry in fs::read_dir(&self.dir).map_err(|e| WarehouseError::io(&self.dir, e))? {
+            let entry = entry.map_err(|e| WarehouseError::io(&self.dir, e))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let (number, checkpoint) = match name.strip_suffix(CHECKPOINT_SUFFIX) {
+                Some(number) => (number, true),
+                None => match name.strip_suffix(".json") {
+                    Some(number) => (number, false),
+                    None => continue,
+                },
+            };
+            if let Ok(seq) = number.parse::<u64>() {
+                entries.push((seq, checkpoint, entry.path()));
+            }
+        }
+        Ok(entries)
+    }
+
     fn read_newest_checkpoint(&mut self) -> Result<(), WarehouseError> {
-        let newest = fs::read_dir(&self.dir)
-            .map_err(|e| WarehouseError::io(&self.dir, e))?
-            .flatten()
-            .filter_map(|entry| {
-                let seq: u64 = entry.file_name().to_str()?.strip_suffix(CHECKPOINT_SUFFIX)?.parse().ok()?;
-                Some((seq, entry.path()))
-            })
-            .max();
-        let Some((seq, path)) = newest else { return Ok(()) };
-        let text = fs::read_to_string(&path).map_err(|e| WarehouseError::io(&path, e))?;
+        // A prune may remove the checkpoint found between listing and reading it (when a newer one was
+        // written meanwhile): list again.
+        let mut attempts = 0;
+        let (seq, path, text) = loop {
+            let newest = self.entries()?.into_iter().filter(|(_, checkpoint, _)| *checkpoint).max();
+            let Some((seq, _, path)) = newest else { return Ok(()) };
+            match fs::read_to_string(&path) {
+                Ok(text) => break (seq, path, text),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempts < 3 => attempts += 1,
+                Err(e) => return Err(WarehouseError::io(&path, e)),
+            }
+        };
         // A checkpoint only saves reading the records, which stay on disk: one this version cannot read
         // (another format, or damaged) is passed over, and the next commit writes a new one.
         let checkpoint = match serde_json::from_str::<Checkpoint>(&text) {
@@ -272,8 +318,20 @@ impl CommitLog {
 
     /// Reads the commits other writers appended since this log was read; returns how many.
     ///
-    /// Cheap enough to call before every commit: it reads only the files after the last known one.
+    /// Cheap enough to call before every commit: it reads only the files after the last known one. When
+    /// the log was pruned past this log's last record (it was read long ago), it is read again from the
+    /// newest checkpoint.
     pub fn refresh(&mut self) -> Result<usize, WarehouseError> {
+        let last = self.last_seq();
+        if last > 0 && !self.dir.join(commit_file_name(last)).exists() {
+            tracing::debug!(last, "the log was pruned past this process's last record; reading it from its newest checkpoint");
+            *self = CommitLog::read(self.dir.clone(), self.checkpoint_interval, self.retention)?;
+            return Ok(self.last_seq().saturating_sub(last) as usize);
+        }
+        self.read_new_records()
+    }
+
+    fn read_new_records(&mut self) -> Result<usize, WarehouseError> {
         let mut read = 0;
         loop {
             let path = self.dir.join(commit_file_name(self.next_seq()));
@@ -304,19 +362,34 @@ impl CommitLog {
 
     /// A commit file beyond the first missing number means a commit was lost.
     fn check_no_gap(&self) -> Result<(), WarehouseError> {
-        for entry in fs::read_dir(&self.dir).map_err(|e| WarehouseError::io(&self.dir, e))? {
-            let entry = entry.map_err(|e| WarehouseError::io(&self.dir, e))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if let Some(seq) = name.strip_suffix(".json").and_then(|s| s.parse::<u64>().ok())
-                && seq > self.next_seq()
-            {
-                return Err(WarehouseError::CorruptLog {
-                    path: entry.path(),
-                    message: format!("commit {} is missing before commit {seq}", self.next_seq()),
-                });
-            }
+        match self.entries()?.into_iter().find(|(seq, _, _)| *seq > self.next_seq()) {
+            Some((seq, _, path)) => Err(WarehouseError::CorruptLog {
+                path,
+                message: format!("commit {} is missing before commit {seq}", self.next_seq()),
+            }),
+            None => Ok(()),
         }
-        Ok(())
+    }
+
+    /// Removes the commit records more than the retention before the newest checkpoint on disk, and the
+    /// checkpoints among them, oldest first; returns how many files it removed. The caller holds the
+    /// layout lock exclusively: no writer is then between reading the log and appending to it.
+    pub(crate) fn prune(&mut self) -> Result<usize, WarehouseError> {
+        let entries = self.entries()?;
+        let newest = entries.iter().filter(|(_, checkpoint, _)| *checkpoint).map(|(seq, _, _)| *seq).max();
+        let Some(newest) = newest.filter(|_| self.retention > 0) else { return Ok(0) };
+        let through = newest.saturating_sub(self.retention);
+        let mut doomed: Vec<(u64, bool, PathBuf)> =
+            entries.into_iter().filter(|(seq, checkpoint, _)| *seq <= through && !(*checkpoint && *seq == newest)).collect();
+        doomed.sort();
+        for (_, _, path) in &doomed {
+            fs::remove_file(path).map_err(|e| WarehouseError::io(path, e))?;
+        }
+        if !doomed.is_empty() {
+            sync_dir(&self.dir)?;
+            tracing::debug!(through, removed = doomed.len(), "pruned the commit log");
+        }
+        Ok(doomed.len())
     }
 
     /// Removes temporary records of commits that were never linked into place (they did not happen).
@@ -362,18 +435,22 @@ impl CommitLog {
     }
 
     /// Every commit after commit `seq`, oldest first: those before the newest checkpoint read back from
-    /// their records.
-    pub fn commits_since(&self, seq: u64) -> Result<Vec<Commit>, WarehouseError> {
+    /// their records; `None` when some of those records were pruned.
+    pub fn commits_since(&self, seq: u64) -> Result<Option<Vec<Commit>>, WarehouseError> {
         let mut out = Vec::new();
         for number in seq + 1..=self.base.seq {
             let path = self.dir.join(commit_file_name(number));
-            let text = fs::read_to_string(&path).map_err(|e| WarehouseError::io(&path, e))?;
+            let text = match fs::read_to_string(&path) {
+                Ok(text) => text,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(WarehouseError::io(&path, e)),
+            };
             let commit: Commit = serde_json::from_str(&text)
                 .map_err(|e| WarehouseError::CorruptLog { path: path.clone(), message: e.to_string() })?;
             out.push(commit);
         }
         out.extend(self.commits.iter().filter(|c| c.seq > seq).cloned());
-        Ok(out)
+        Ok(Some(out))
     }
 
     /// The data files that hold the warehouse's rows now: every committed file no later compaction
