@@ -102,6 +102,10 @@ pub enum Staged<'a> {
 }
 
 /// A column being built, one variant per Arrow type the contract produces.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "a few builders per decoder; boxing the map builder made decoding ~10 % slower in the decode bench"
+)]
 pub(crate) enum ColumnBuilder {
     Dictionary { keys: Int8Builder, values: Arc<StringArray> },
     Utf8(StringBuilder),
@@ -110,8 +114,7 @@ pub(crate) enum ColumnBuilder {
     Decimal { builder: Decimal128Builder, scale: i8 },
     Float64(Float64Builder),
     Bool(BooleanBuilder),
-    /// Boxed: the map builder is ten times the size of the other variants.
-    Shares { builder: Box<MapBuilder<StringBuilder, Float64Builder>>, keys: Arc<[String]> },
+    Shares { builder: MapBuilder<StringBuilder, Float64Builder>, keys: Arc<[String]> },
 }
 
 impl ColumnBuilder {
@@ -136,11 +139,11 @@ impl ColumnBuilder {
             FieldKind::Float { .. } => ColumnBuilder::Float64(Float64Builder::new()),
             FieldKind::Bool => ColumnBuilder::Bool(BooleanBuilder::new()),
             FieldKind::Shares { keys, .. } => ColumnBuilder::Shares {
-                builder: Box::new(MapBuilder::new(
+                builder: MapBuilder::new(
                     Some(MapFieldNames { entry: "key_value".into(), key: "key".into(), value: "value".into() }),
                     StringBuilder::new(),
                     Float64Builder::new(),
-                )),
+                ),
                 keys: keys.clone().into(),
             },
         }
