@@ -220,11 +220,11 @@ fn run(cli: Cli) -> Result<()> {
                     loop {
                         ticker.tick().await;
                         let _running = compacting.lock().await;
-                        let (root, min_files, log_settings) = (root.clone(), compaction.min_files, log_settings.clone());
-                        let _ = tokio::task::spawn_blocking(move || {
-                            compact_in_background(&root, min_files, &log_settings)
-                        })
-                        .await;
+                        let (root, min_files, log_settings) =
+                            (root.clone(), compaction.min_files, log_settings.clone());
+                        let _ =
+                            tokio::task::spawn_blocking(move || compact_in_background(&root, min_files, &log_settings))
+                                .await;
                     }
                 });
             }
@@ -479,10 +479,7 @@ fn run_compact(warehouse: &mut Warehouse, min_files: usize, all: bool) -> Result
         ),
     }
     if report.log_files_pruned > 0 {
-        println!(
-            "pruned {} commit records and checkpoints older than the log retention",
-            report.log_files_pruned
-        );
+        println!("pruned {} commit records and checkpoints older than the log retention", report.log_files_pruned);
     }
     Ok(())
 }

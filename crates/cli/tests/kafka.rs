@@ -280,9 +280,8 @@ fn duplicates_and_bad_messages_are_stored_once_and_dead_lettered_once() {
     for topic in &setup.topics {
         for message in setup.broker.read_all(&format!("{topic}.dlq")).unwrap_or_else(|e| panic!("{e}")) {
             let headers = message.headers().expect("dead letters carry headers");
-            let header = |name: &str| {
-                headers.iter().find(|h| h.key == name).and_then(|h| h.value).map(text).unwrap_or_default()
-            };
+            let header =
+                |name: &str| headers.iter().find(|h| h.key == name).and_then(|h| h.value).map(text).unwrap_or_default();
             assert!(!header("permitflow.rule").is_empty() && !header("permitflow.message").is_empty());
             assert_eq!(&header("permitflow.topic"), topic);
             letters.insert((header("permitflow.topic"), header("permitflow.partition"), header("permitflow.offset")));

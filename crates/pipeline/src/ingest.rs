@@ -234,9 +234,15 @@ mod tests {
         // The progress callback aborts the run right after the first commit of two lines.
         let aborted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let config = IngestConfig { batch_lines: 2, ..IngestConfig::default() };
-            ingest_files(&mut warehouse, std::slice::from_ref(&path), &Pseudonymiser::development(), &config, &mut |p| {
-                assert!(!matches!(p, Progress::Advanced { .. }), "simulated crash after a commit");
-            })
+            ingest_files(
+                &mut warehouse,
+                std::slice::from_ref(&path),
+                &Pseudonymiser::development(),
+                &config,
+                &mut |p| {
+                    assert!(!matches!(p, Progress::Advanced { .. }), "simulated crash after a commit");
+                },
+            )
         }));
         assert!(aborted.is_err());
         let mut warehouse = Warehouse::open(dir.path().join("wh")).expect("reopen");

@@ -324,7 +324,10 @@ impl CommitLog {
     pub fn refresh(&mut self) -> Result<usize, WarehouseError> {
         let last = self.last_seq();
         if last > 0 && !self.dir.join(commit_file_name(last)).exists() {
-            tracing::debug!(last, "the log was pruned past this process's last record; reading it from its newest checkpoint");
+            tracing::debug!(
+                last,
+                "the log was pruned past this process's last record; reading it from its newest checkpoint"
+            );
             *self = CommitLog::read(self.dir.clone(), self.checkpoint_interval, self.retention)?;
             return Ok(self.last_seq().saturating_sub(last) as usize);
         }
@@ -379,8 +382,10 @@ impl CommitLog {
         let newest = entries.iter().filter(|(_, checkpoint, _)| *checkpoint).map(|(seq, _, _)| *seq).max();
         let Some(newest) = newest.filter(|_| self.retention > 0) else { return Ok(0) };
         let through = newest.saturating_sub(self.retention);
-        let mut doomed: Vec<(u64, bool, PathBuf)> =
-            entries.into_iter().filter(|(seq, checkpoint, _)| *seq <= through && !(*checkpoint && *seq == newest)).collect();
+        let mut doomed: Vec<(u64, bool, PathBuf)> = entries
+            .into_iter()
+            .filter(|(seq, checkpoint, _)| *seq <= through && !(*checkpoint && *seq == newest))
+            .collect();
         doomed.sort();
         for (_, _, path) in &doomed {
             fs::remove_file(path).map_err(|e| WarehouseError::io(path, e))?;
