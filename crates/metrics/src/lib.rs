@@ -480,10 +480,10 @@ pub async fn materialize(
     let calendar = Calendar::of(live_files.iter().map(|(_, f)| *f));
     let fingerprint = fingerprint(&targets);
     let state: Option<State> = warehouse.mart_state()?.and_then(|text| serde_json::from_str(&text).ok());
-    // `None`: a compaction pruned records of commits the marts have not seen.
-    let since: Option<Vec<Commit>> = match &state {
-        Some(state) => warehouse.log().commits_since(state.through_seq)?,
-        None => Some(Vec::new()),
+    // `None`: a compaction pruned records of commits the marts have not seen. A full rebuild reads none.
+    let since: Option<Vec<Commit>> = match (&state, rebuild) {
+        (Some(state), Rebuild::Incremental) => warehouse.log().commits_since(state.through_seq)?,
+        _ => Some(Vec::new()),
     };
     let pruned = since.is_none();
     let since = since.unwrap_or_default();
@@ -517,12 +517,11 @@ pub async fn materialize(
     let _guard = span.enter();
     let mut marts = Vec::new();
     if scope != Scope::UpToDate {
-        let materialising = match scope {
-            Scope::FromYear(year) => {
-                Materialising { from_year: Some(year), new_files: Some(&new_files), live_files: &live_files }
-            }
-            _ => Materialising { from_year: None, new_files: None, live_files: &live_files },
+        let (from_year, new) = match scope {
+            Scope::FromYear(year) => (Some(year), Some(new_files.as_slice())),
+            _ => (None, None),
         };
+        let materialising = Materialising { from_year, new_files: new, live_files: &live_files };
         let started = std::time::Instant::now();
         let (ctx, merged) = build_session(warehouse, &targets, calendar.as_ref(), Some(materialising)).await?;
         info!(seconds = started.elapsed().as_secs_f64(), "event tables read and shared views computed");

@@ -149,7 +149,6 @@ impl Warehouse {
     /// progress.
     pub fn prune_log(&mut self) -> Result<usize, WarehouseError> {
         let _layout = LayoutLock::acquire(&self.root, true)?;
-        self.log.refresh()?;
         self.log.prune()
     }
 

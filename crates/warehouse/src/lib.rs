@@ -397,9 +397,7 @@ impl Warehouse {
         }
         let table_dir = self.table_dir(&event.table);
         let writer = self.writer_id()?;
-        if pending.layout.is_none() {
-            pending.layout = Some(self.hold_layout()?);
-        }
+        self.hold_layout_for(pending)?;
         // (directory, file name, the rows of `parts` it holds as (part, row)).
         type FileRows = (PathBuf, String, Vec<(usize, usize)>);
         let files: Vec<FileRows> = rows_by_key
@@ -438,13 +436,19 @@ impl Warehouse {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        if pending.layout.is_none() {
-            pending.layout = Some(self.hold_layout()?);
-        }
+        self.hold_layout_for(pending)?;
         let name = pending.name_at(pending.staged.len());
         let file =
             self.write_staged(REJECTIONS_TABLE, &self.root.join(REJECTIONS_DIR), &name, self.writer_id()?, batch)?;
         pending.staged.push(file);
+        Ok(())
+    }
+
+    /// Takes the layout lock shared for `pending` unless it holds it already.
+    fn hold_layout_for(&self, pending: &mut PendingCommit) -> Result<(), WarehouseError> {
+        if pending.layout.is_none() {
+            pending.layout = Some(self.hold_layout()?);
+        }
         Ok(())
     }
 
@@ -491,9 +495,8 @@ impl Warehouse {
         let staged: Vec<&Path> = pending.staged.iter().map(|(_, p)| p.as_path()).collect();
         sync_durably(&self.root, &staged, &dirs)?;
         // Held from reading the log to appending to it, so that no prune removes records in between.
-        if pending.layout.is_none() {
-            pending.layout = Some(self.hold_layout()?);
-        }
+        self.hold_layout_for(&mut pending)?;
+        let writer = self.writer_id()?.to_string();
         let commit = loop {
             self.log.refresh()?;
             let conflicts = self.log.kafka_conflicts(&pending.sources);
@@ -508,7 +511,6 @@ impl Warehouse {
                 counts: pending.counts,
                 removes: Vec::new(),
             };
-            let writer = self.writer_id()?.to_string();
             match self.log.append(commit.clone(), &writer) {
                 Ok(()) => break commit,
                 Err(WarehouseError::CommitConflict { seq }) => {
@@ -523,7 +525,6 @@ impl Warehouse {
         }
         sync_durably(&self.root, &[], &dirs)?;
         drop(pending.layout.take());
-        let writer = self.writer_id()?.to_string();
         self.log.checkpoint_if_due(&writer);
         Ok(commit)
     }

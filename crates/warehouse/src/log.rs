@@ -215,9 +215,10 @@ impl CommitLog {
 
     fn read(dir: PathBuf, checkpoint_interval: u64, retention: u64) -> Result<CommitLog, WarehouseError> {
         let mut log = CommitLog { dir, checkpoint_interval, retention, ..CommitLog::default() };
-        log.read_newest_checkpoint()?;
+        let entries = log.entries()?;
+        log.read_newest_checkpoint(&entries)?;
         log.read_new_records()?;
-        log.check_no_gap()?;
+        log.check_no_gap(&entries)?;
         Ok(log)
     }
 
@@ -254,16 +255,23 @@ impl CommitLog {
         Ok(entries)
     }
 
-    fn read_newest_checkpoint(&mut self) -> Result<(), WarehouseError> {
+    /// Reads the newest checkpoint of `entries` (the log's files as listed).
+    fn read_newest_checkpoint(&mut self, entries: &[(u64, bool, PathBuf)]) -> Result<(), WarehouseError> {
+        let newest = |entries: &[(u64, bool, PathBuf)]| {
+            entries.iter().filter(|(_, checkpoint, _)| *checkpoint).max().map(|(seq, _, path)| (*seq, path.clone()))
+        };
+        let Some((mut seq, mut path)) = newest(entries) else { return Ok(()) };
         // A prune may remove the checkpoint found between listing and reading it (when a newer one was
         // written meanwhile): list again.
         let mut attempts = 0;
-        let (seq, path, text) = loop {
-            let newest = self.entries()?.into_iter().filter(|(_, checkpoint, _)| *checkpoint).max();
-            let Some((seq, _, path)) = newest else { return Ok(()) };
+        let text = loop {
             match fs::read_to_string(&path) {
-                Ok(text) => break (seq, path, text),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempts < 3 => attempts += 1,
+                Ok(text) => break text,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempts < 3 => {
+                    attempts += 1;
+                    let Some(found) = newest(&self.entries()?) else { return Ok(()) };
+                    (seq, path) = found;
+                }
                 Err(e) => return Err(WarehouseError::io(&path, e)),
             }
         };
@@ -363,11 +371,12 @@ impl CommitLog {
         Ok(read)
     }
 
-    /// A commit file beyond the first missing number means a commit was lost.
-    fn check_no_gap(&self) -> Result<(), WarehouseError> {
-        match self.entries()?.into_iter().find(|(seq, _, _)| *seq > self.next_seq()) {
+    /// A commit file (of `entries`, the log's files as listed) beyond the first missing number means a
+    /// commit was lost.
+    fn check_no_gap(&self, entries: &[(u64, bool, PathBuf)]) -> Result<(), WarehouseError> {
+        match entries.iter().find(|(seq, _, _)| *seq > self.next_seq()) {
             Some((seq, _, path)) => Err(WarehouseError::CorruptLog {
-                path,
+                path: path.clone(),
                 message: format!("commit {} is missing before commit {seq}", self.next_seq()),
             }),
             None => Ok(()),
