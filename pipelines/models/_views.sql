@@ -26,6 +26,12 @@ SELECT * EXCLUDE (report_rank) FROM (
   FROM staff
 ) WHERE report_rank = 1;
 
+-- Every staff report ever stored, with the columns data_quality reads. Staff reports are partitioned by the
+-- month they report, not by the day they arrived (a report or correction may arrive in a later year), so
+-- the partitions an incremental run reads as `staff` do not hold every report of the days it recomputes.
+CREATE VIEW staff_reports AS
+SELECT event_id, occurred_at, employee_ref, month, unit FROM all_staff;
+
 -- Person-years of each latest report, by process: paid_days / days in the year × part-time factor × share.
 CREATE VIEW person_years_by_process AS
 SELECT month, unit, get_field(entry, 'key') AS process, py * get_field(entry, 'value') AS person_years

@@ -16,7 +16,8 @@ rejections AS (
   GROUP BY to_char(received_at, '%Y-%m-%d'), rule
 ),
 -- Extra copies per event day = rows stored − rows of the unique_* view (the UTC date of the partition).
--- Staff and costs are partitioned by month and have no unique_* view: their days are computed.
+-- Staff and costs are partitioned by the month they report and have no unique_* view: their days are
+-- computed from when they occurred, over every stored row (a month's report may arrive in a later year).
 extra_copies AS (
   SELECT 'applications' AS detail, event_date AS day, count(*) AS copies FROM applications GROUP BY event_date
   UNION ALL SELECT 'applications', event_date, -count(*) FROM unique_applications GROUP BY event_date
@@ -27,9 +28,9 @@ extra_copies AS (
   UNION ALL SELECT 'appointments', event_date, count(*) FROM appointments GROUP BY event_date
   UNION ALL SELECT 'appointments', event_date, -count(*) FROM unique_appointments GROUP BY event_date
   UNION ALL SELECT 'staff', day, count(*) - count(DISTINCT event_id)
-  FROM (SELECT to_char(occurred_at, '%Y-%m-%d') AS day, event_id FROM staff) GROUP BY day
+  FROM (SELECT to_char(occurred_at, '%Y-%m-%d') AS day, event_id FROM staff_reports) GROUP BY day
   UNION ALL SELECT 'costs', day, count(*) - count(DISTINCT event_id)
-  FROM (SELECT to_char(occurred_at, '%Y-%m-%d') AS day, event_id FROM costs) GROUP BY day
+  FROM (SELECT to_char(occurred_at, '%Y-%m-%d') AS day, event_id FROM all_costs) GROUP BY day
 ),
 duplicates AS (
   SELECT 'day' AS period_type, day AS period, 'duplicate' AS issue, detail, sum(copies) AS occurrences
@@ -48,7 +49,7 @@ orphans AS (
 reported AS (
   SELECT DISTINCT employee_ref, month, unit,
          to_char(to_date(month || '-01') + INTERVAL '1 month', '%Y-%m') AS next_month
-  FROM all_staff
+  FROM staff_reports
 ),
 -- An anti join on plain columns (a hash join; NOT EXISTS over an expression became a nested loop).
 gaps AS (

@@ -438,6 +438,7 @@ const CACHED_VIEWS: &[(&str, &[&str])] = &[
     ("decision_firsts", &[]),
     ("application_submissions", &[]),
     ("application_closures", &[]),
+    ("staff_reports", &[]),
 ];
 
 /// The columns to keep of a shared view that is cached (empty: all), or `None` when it is not cached.
