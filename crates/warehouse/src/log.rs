@@ -50,6 +50,19 @@ pub const LOG_RETENTION: u64 = 100_000;
 const CHECKPOINT_FORMAT_VERSION: u32 = 1;
 const CHECKPOINT_SUFFIX: &str = ".checkpoint.json";
 
+/// A file of the log's directory: a commit record or a checkpoint.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct LogEntry {
+    seq: u64,
+    checkpoint: bool,
+    path: PathBuf,
+}
+
+/// The newest checkpoint among `entries`.
+fn newest_checkpoint(entries: &[LogEntry]) -> Option<&LogEntry> {
+    entries.iter().filter(|e| e.checkpoint).max()
+}
+
 /// One atomic addition to the warehouse.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -234,8 +247,8 @@ impl CommitLog {
         self.checkpoint_interval = interval;
     }
 
-    /// The log's files: (seq, is a checkpoint, path).
-    fn entries(&self) -> Result<Vec<(u64, bool, PathBuf)>, WarehouseError> {
+    /// The log's files, as listed now.
+    fn entries(&self) -> Result<Vec<LogEntry>, WarehouseError> {
         let mut entries = Vec::new();
         for entry in fs::read_dir(&self.dir).map_err(|e| WarehouseError::io(&self.dir, e))? {
             let entry = entry.map_err(|e| WarehouseError::io(&self.dir, e))?;
@@ -249,17 +262,15 @@ impl CommitLog {
                 },
             };
             if let Ok(seq) = number.parse::<u64>() {
-                entries.push((seq, checkpoint, entry.path()));
+                entries.push(LogEntry { seq, checkpoint, path: entry.path() });
             }
         }
         Ok(entries)
     }
 
     /// Reads the newest checkpoint of `entries` (the log's files as listed).
-    fn read_newest_checkpoint(&mut self, entries: &[(u64, bool, PathBuf)]) -> Result<(), WarehouseError> {
-        let newest = |entries: &[(u64, bool, PathBuf)]| {
-            entries.iter().filter(|(_, checkpoint, _)| *checkpoint).max().map(|(seq, _, path)| (*seq, path.clone()))
-        };
+    fn read_newest_checkpoint(&mut self, entries: &[LogEntry]) -> Result<(), WarehouseError> {
+        let newest = |entries: &[LogEntry]| newest_checkpoint(entries).map(|e| (e.seq, e.path.clone()));
         let Some((mut seq, mut path)) = newest(entries) else { return Ok(()) };
         // A prune may remove the checkpoint found between listing and reading it (when a newer one was
         // written meanwhile): list again.
@@ -373,11 +384,11 @@ impl CommitLog {
 
     /// A commit file (of `entries`, the log's files as listed) beyond the first missing number means a
     /// commit was lost.
-    fn check_no_gap(&self, entries: &[(u64, bool, PathBuf)]) -> Result<(), WarehouseError> {
-        match entries.iter().find(|(seq, _, _)| *seq > self.next_seq()) {
-            Some((seq, _, path)) => Err(WarehouseError::CorruptLog {
-                path: path.clone(),
-                message: format!("commit {} is missing before commit {seq}", self.next_seq()),
+    fn check_no_gap(&self, entries: &[LogEntry]) -> Result<(), WarehouseError> {
+        match entries.iter().find(|e| !e.checkpoint && e.seq > self.next_seq()) {
+            Some(entry) => Err(WarehouseError::CorruptLog {
+                path: entry.path.clone(),
+                message: format!("commit {} is missing before commit {}", self.next_seq(), entry.seq),
             }),
             None => Ok(()),
         }
@@ -388,15 +399,13 @@ impl CommitLog {
     /// layout lock exclusively: no writer is then between reading the log and appending to it.
     pub(crate) fn prune(&mut self) -> Result<usize, WarehouseError> {
         let entries = self.entries()?;
-        let newest = entries.iter().filter(|(_, checkpoint, _)| *checkpoint).map(|(seq, _, _)| *seq).max();
+        let newest = newest_checkpoint(&entries).map(|e| e.seq);
         let Some(newest) = newest.filter(|_| self.retention > 0) else { return Ok(0) };
         let through = newest.saturating_sub(self.retention);
-        let mut doomed: Vec<(u64, bool, PathBuf)> = entries
-            .into_iter()
-            .filter(|(seq, checkpoint, _)| *seq <= through && !(*checkpoint && *seq == newest))
-            .collect();
+        let mut doomed: Vec<LogEntry> =
+            entries.into_iter().filter(|e| e.seq <= through && !(e.checkpoint && e.seq == newest)).collect();
         doomed.sort();
-        for (_, _, path) in &doomed {
+        for LogEntry { path, .. } in &doomed {
             fs::remove_file(path).map_err(|e| WarehouseError::io(path, e))?;
         }
         if !doomed.is_empty() {
