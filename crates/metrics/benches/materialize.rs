@@ -26,12 +26,7 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let measuring = std::env::args().any(|a| a == "--bench");
-    if std::env::var_os("RUST_LOG").is_some() {
-        tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_writer(std::io::stderr)
-            .init();
-    }
+    permitflow_testkit::log_to_stderr_when_asked();
     let years: u32 = if measuring { env_or("PERMITFLOW_BENCH_YEARS", 10) } else { 2 };
     let scale: f64 = if measuring { env_or("PERMITFLOW_BENCH_SCALE", 1.0) } else { 0.01 };
     let dir = tempfile::tempdir()?;

@@ -101,12 +101,7 @@ fn run_permitflow() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    if std::env::var_os("RUST_LOG").is_some() {
-        tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_writer(std::io::stderr)
-            .init();
-    }
+    permitflow_testkit::log_to_stderr_when_asked();
     if std::env::args().any(|a| a == RUN_PERMITFLOW) {
         return run_permitflow();
     }

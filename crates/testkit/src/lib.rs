@@ -1,6 +1,7 @@
 //! Real services for permitflow's tests: a single-node Apache Kafka broker (KRaft) on a free loopback
 //! port, started with `deploy/local/kafka.sh` (the same launcher people use) and stopped on drop, plus
-//! small producer and reader helpers; and DuckDB, the second engine that reads the warehouse.
+//! small producer and reader helpers; DuckDB, the second engine that reads the warehouse; and the
+//! benchmarks' logging set-up.
 //!
 //! This crate is for tests and benchmarks only; nothing in the pipeline depends on it. A broker that
 //! cannot start is an error that says why (Java 17 and Maven are needed once to fetch the jars): tests
@@ -21,6 +22,17 @@
 mod duckdb;
 
 pub use duckdb::{duckdb_indicators, duckdb_python};
+
+/// Logs to stderr, filtered by `RUST_LOG`, when that is set: a benchmark's stdout carries its figures (and
+/// the Kafka bench parses its child process's stdout), so log lines must not go there.
+pub fn log_to_stderr_when_asked() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
+}
 
 use std::net::TcpListener;
 use std::path::PathBuf;
