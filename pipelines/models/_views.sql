@@ -51,41 +51,48 @@ FROM (
 -- `materialize_scope.from_year` is the first year being recomputed (0 in a full run).
 
 -- Every submission and every decision ever stored, with the columns the whole-history views read. An
--- incremental materialisation replaces each `*_history` view by the rows of its `*_firsts` view kept from
--- the last materialisation (marts/_summaries/) plus the rows of the files committed since: the firsts are
--- minimums, so the minimums of those rows are the minimums of the whole history.
+-- incremental materialisation replaces each `*_history` view by the rows of the files committed since and
+-- merges what `application_firsts` makes of them with the `application_firsts` it kept from the last
+-- materialisation (marts/_summaries/): the firsts are minimums, so the minimums of those rows are the
+-- minimums of the whole history.
 CREATE VIEW application_history AS
 SELECT application_id, CAST(permit_type AS VARCHAR) AS permit_type, occurred_at, event_date FROM all_applications;
 
 CREATE VIEW decision_history AS
 SELECT application_id, occurred_at, event_date FROM all_decisions;
 
--- The first of each application_id (an application sent twice counts once, from the first; the earliest
--- time has the earliest UTC event day). Same columns as the history they summarise.
+-- The first submission and the first decision of each application_id that has either (an application sent
+-- twice counts once, from the first; the earliest time has the earliest UTC event day). In an incremental
+-- materialisation this view holds only the submitted applications the recomputed periods can need: those
+-- not both submitted and first decided before the first day the recomputed `decisions` hold, and those with
+-- a decision in `decisions`. (One submitted and decided before it left the backlog before those periods.)
 CREATE VIEW application_firsts AS
-SELECT application_id, min(permit_type) AS permit_type, min(occurred_at) AS occurred_at,
-       min(event_date) AS event_date
-FROM application_history
-GROUP BY application_id;
-
-CREATE VIEW decision_firsts AS
-SELECT application_id, min(occurred_at) AS occurred_at, min(event_date) AS event_date
-FROM decision_history
+SELECT application_id, min(permit_type) AS permit_type,
+       min(submitted_at) AS submitted_at, min(submitted_date) AS submitted_date,
+       min(decided_at) AS decided_at, min(decided_date) AS decided_date
+FROM (
+  SELECT application_id, permit_type, occurred_at AS submitted_at, event_date AS submitted_date,
+         NULL AS decided_at, NULL AS decided_date
+  FROM application_history
+  UNION ALL
+  SELECT application_id, NULL, NULL, NULL, occurred_at, event_date FROM decision_history
+)
 GROUP BY application_id;
 
 -- Each application once: its first submission. Months come from the UTC event date of the partition.
 CREATE VIEW application_submissions AS
-SELECT application_id, permit_type, occurred_at AS submitted_at, substr(event_date, 1, 7) AS submitted_month
-FROM application_firsts;
+SELECT application_id, permit_type, submitted_at, substr(submitted_date, 1, 7) AS submitted_month
+FROM application_firsts
+WHERE submitted_at IS NOT NULL;
 
 -- When each application left the backlog: its first decision, but never before it was submitted.
 CREATE VIEW application_closures AS
-SELECT a.application_id, a.permit_type, a.submitted_at, a.submitted_month,
-       CASE WHEN d.occurred_at IS NULL THEN NULL
-            WHEN d.occurred_at < a.submitted_at THEN a.submitted_at
-            ELSE d.occurred_at END AS closed_at,
-       CASE WHEN d.occurred_at IS NULL THEN NULL
-            WHEN d.occurred_at < a.submitted_at THEN a.submitted_month
-            ELSE substr(d.event_date, 1, 7) END AS closed_month
-FROM application_submissions a
-LEFT JOIN decision_firsts d ON d.application_id = a.application_id;
+SELECT application_id, permit_type, submitted_at, substr(submitted_date, 1, 7) AS submitted_month,
+       CASE WHEN decided_at IS NULL THEN NULL
+            WHEN decided_at < submitted_at THEN submitted_at
+            ELSE decided_at END AS closed_at,
+       CASE WHEN decided_at IS NULL THEN NULL
+            WHEN decided_at < submitted_at THEN substr(submitted_date, 1, 7)
+            ELSE substr(decided_date, 1, 7) END AS closed_month
+FROM application_firsts
+WHERE submitted_at IS NOT NULL;

@@ -201,7 +201,7 @@ async fn small_updates_kept_as_summary_deltas_equal_a_full_rebuild_also_across_a
             assert!(reason.contains("pruned"), "says why it rebuilds: {reason}");
             continue;
         }
-        for firsts in ["application_firsts", "decision_firsts"] {
+        for firsts in ["application_firsts"] {
             let deltas = warehouse.mart_summary_deltas(firsts).expect("deltas");
             if n == 0 {
                 assert!(deltas.is_empty(), "a full run writes the base of {firsts} only: {deltas:?}");

@@ -3,23 +3,27 @@
 //!
 //! The backlog and the processing times need the first submission and the first decision of every
 //! application, whenever it happened. `_views.sql` computes them as per-column minimums keyed by
-//! `application_id` (`*_firsts`) over every stored event (`*_history`). A materialisation keeps each
-//! `*_firsts` result under `marts/_summaries/`: a full one as the summary's base; an incremental one as a
-//! delta beside it. An incremental run replaces `*_history` by the rows of the newest delta plus the rows of
-//! the files committed since, lets the `*_firsts` view group only those (the next delta), and merges that
-//! with the base here, key by key, taking the minimum of each column. The minimum of minimums is the
-//! minimum of everything, and rows counted twice change no minimum, so a summary written by a run that
-//! failed before its state record is still right. When a delta has grown to [`REWRITE_BASE_SHARE`] of its
-//! base, the merged result is written as the new base instead.
+//! `application_id` (`application_firsts`) over every stored submission and decision (the `*_history`
+//! views). A materialisation keeps the `application_firsts` result under `marts/_summaries/`: a full one as
+//! the summary's base; an incremental one as a delta beside it. An incremental run replaces each
+//! `*_history` view by the rows of the files committed since, lets `application_firsts` group only those,
+//! merges that with the newest delta (the next delta) and the next delta with the base, key by key, taking
+//! the minimum of each column. The minimum of minimums is the minimum of everything, and rows counted twice
+//! change no minimum, so a summary written by a run that failed before its state record is still right.
+//! When a delta has grown to [`REWRITE_BASE_SHARE`] of its base, the merged result is written as the new
+//! base instead.
+//!
+//! The run's `application_firsts` is then only the part of the merged summary the recomputed periods can
+//! need (see [`needed_rows`]): most applications were submitted and decided years before.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, StringArray, UInt32Array};
 use arrow::compute::kernels::cmp::lt;
 use arrow::compute::kernels::zip::zip;
-use arrow::compute::{cast, concat, concat_batches, is_null, or, take};
-use arrow::datatypes::SchemaRef;
+use arrow::compute::{cast, concat, concat_batches, filter_record_batch, is_null, or, take};
+use arrow::datatypes::{DataType, SchemaRef};
 use arrow::error::ArrowError;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
@@ -30,125 +34,153 @@ use tracing::debug;
 use crate::files::{read_columns, read_files};
 use crate::{MetricsError, collect_conformed, query_error};
 
-/// A `*_history` view of `_views.sql`, the event table it reads and the `*_firsts` view that summarises it
-/// (with the same columns).
-pub(crate) struct History {
-    pub view: &'static str,
-    pub table: &'static str,
-    pub firsts: &'static str,
-}
+/// The whole-history views of `_views.sql`, each with the event table it reads.
+const HISTORIES: &[(&str, &str)] = &[("application_history", "applications"), ("decision_history", "decisions")];
 
-/// The whole-history views and their summaries.
-pub(crate) const HISTORIES: &[History] = &[
-    History { view: "application_history", table: "applications", firsts: "application_firsts" },
-    History { view: "decision_history", table: "decisions", firsts: "decision_firsts" },
-];
+/// The view of `_views.sql` that summarises the histories; also the summary's name.
+pub(crate) const FIRSTS: &str = "application_firsts";
 
 /// A delta is written as the new base once it holds this share of the base's rows (one in eight): reading
 /// the delta then costs about as much as rewriting the base.
 const REWRITE_BASE_SHARE: usize = 8;
 
-/// True when every summary an incremental materialisation needs exists.
-pub(crate) fn summaries_exist(warehouse: &Warehouse) -> bool {
-    HISTORIES.iter().all(|h| warehouse.mart_summary(h.firsts).is_some())
+/// The event table a whole-history view reads, if `view` is one.
+pub(crate) fn history_table(view: &str) -> Option<&'static str> {
+    HISTORIES.iter().find(|(name, _)| *name == view).map(|(_, table)| *table)
 }
 
-/// A `*_firsts` view an incremental run merged with its base: what to keep of it afterwards.
+/// True when the summary an incremental materialisation needs exists.
+pub(crate) fn summaries_exist(warehouse: &Warehouse) -> bool {
+    warehouse.mart_summary(FIRSTS).is_some()
+}
+
+/// What an incremental run keeps of the summary after it merged it.
 pub(crate) struct Merged {
-    firsts: &'static str,
     /// The grouped rows of the newest delta and the new files: the summary's next delta.
     delta: RecordBatch,
-    /// The merged result, registered as the view: the summary's next base.
+    /// The merged summary: its next base.
     merged: RecordBatch,
     base_rows: usize,
 }
 
-/// Replaces `history.view` (just created) by the rows of its summary's newest delta plus the rows of
-/// `new_files` of its table.
+/// Replaces `view` (a whole-history view of `table`, just created) by the rows of `new_files` of its table.
 pub(crate) async fn replace_with_new_rows(
     ctx: &SessionContext,
     warehouse: &Warehouse,
-    history: &History,
+    view: &str,
+    table: &str,
     new_files: &[&CommittedFile],
 ) -> Result<(), MetricsError> {
     let started = std::time::Instant::now();
-    let context = format!("reading {} from the summary's delta and the new files", history.view);
-    let schema: SchemaRef =
-        Arc::new(ctx.table(history.view).await.map_err(query_error(&context))?.schema().as_arrow().clone());
-    let mut batches = Vec::new();
-    if let Some(delta) = warehouse.mart_summary_deltas(history.firsts)?.last() {
-        batches.extend(read_columns(delta, &schema, "")?);
-    }
-    let new: Vec<&str> = new_files.iter().filter(|f| f.table == history.table).map(|f| f.path.as_str()).collect();
-    batches.extend(read_files(warehouse.root(), &new, &schema, 1)?.into_iter().flatten());
+    let context = format!("reading {view} from the new files");
+    let schema: SchemaRef = Arc::new(ctx.table(view).await.map_err(query_error(&context))?.schema().as_arrow().clone());
+    let new: Vec<&str> = new_files.iter().filter(|f| f.table == table).map(|f| f.path.as_str()).collect();
+    let batches: Vec<RecordBatch> = read_files(warehouse.root(), &new, &schema, 1)?.into_iter().flatten().collect();
     let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-    let table = MemTable::try_new(schema, vec![batches]).map_err(query_error(&context))?;
-    ctx.deregister_table(history.view).map_err(query_error(&context))?;
-    ctx.register_table(history.view, Arc::new(table)).map_err(query_error(&context))?;
-    debug!(view = history.view, rows, new_files = new.len(), seconds = started.elapsed().as_secs_f64(), "replaced");
+    let provider = MemTable::try_new(schema, vec![batches]).map_err(query_error(&context))?;
+    ctx.deregister_table(view).map_err(query_error(&context))?;
+    ctx.register_table(view, Arc::new(provider)).map_err(query_error(&context))?;
+    debug!(view, rows, new_files = new.len(), seconds = started.elapsed().as_secs_f64(), "replaced");
     Ok(())
 }
 
-/// Replaces `history.firsts` (just created over the replaced history) by its merge with the summary's base.
+/// Replaces [`FIRSTS`] (just created over the replaced histories) by the rows of its merge with the kept
+/// summary that the periods from `first_day` on need (see [`needed_rows`]).
 pub(crate) async fn merge_with_base(
     ctx: &SessionContext,
     warehouse: &Warehouse,
-    history: &History,
+    first_day: &str,
 ) -> Result<Merged, MetricsError> {
     let started = std::time::Instant::now();
-    let context = format!("merging {} with its summary", history.firsts);
-    let frame = ctx.table(history.firsts).await.map_err(query_error(&context))?;
-    let delta = collect_conformed(frame, &context).await?;
-    let schema = delta.schema();
-    let base_path = warehouse.mart_summary(history.firsts).ok_or_else(|| MetricsError::Query {
+    let context = format!("merging {FIRSTS} with its summary");
+    let frame = ctx.table(FIRSTS).await.map_err(query_error(&context))?;
+    let grouped = collect_conformed(frame, &context).await?;
+    let schema = grouped.schema();
+    let delta = match warehouse.mart_summary_deltas(FIRSTS)?.last() {
+        Some(path) => merge_minimums(&concat_batches(&schema, &read_columns(path, &schema, "")?)?, &grouped)?,
+        None => grouped,
+    };
+    let base_path = warehouse.mart_summary(FIRSTS).ok_or_else(|| MetricsError::Query {
         context: context.clone(),
         source: datafusion::error::DataFusionError::Execution(format!(
-            "marts/_summaries/{}.parquet is missing; run `permitflow materialize --full`",
-            history.firsts
+            "marts/_summaries/{FIRSTS}.parquet is missing; run `permitflow materialize --full`"
         )),
     })?;
     let base = concat_batches(&schema, &read_columns(&base_path, &schema, "")?)?;
     let merged = merge_minimums(&base, &delta)?;
-    let table = MemTable::try_new(schema, vec![vec![merged.clone()]]).map_err(query_error(&context))?;
-    ctx.deregister_table(history.firsts).map_err(query_error(&context))?;
-    ctx.register_table(history.firsts, Arc::new(table)).map_err(query_error(&context))?;
+    let decisions = ctx.table("decisions").await.and_then(|f| f.select_columns(&["application_id"]));
+    let decided = decisions.map_err(query_error(&context))?.collect().await.map_err(query_error(&context))?;
+    let needed = needed_rows(&merged, first_day, &decided)?;
+    let table = MemTable::try_new(schema, vec![vec![needed.clone()]]).map_err(query_error(&context))?;
+    ctx.deregister_table(FIRSTS).map_err(query_error(&context))?;
+    ctx.register_table(FIRSTS, Arc::new(table)).map_err(query_error(&context))?;
     debug!(
-        view = history.firsts,
+        view = FIRSTS,
         base_rows = base.num_rows(),
         delta_rows = delta.num_rows(),
+        needed_rows = needed.num_rows(),
         seconds = started.elapsed().as_secs_f64(),
         "merged"
     );
-    Ok(Merged { firsts: history.firsts, delta, merged, base_rows: base.num_rows() })
+    Ok(Merged { delta, merged, base_rows: base.num_rows() })
 }
 
-/// Keeps every `*_firsts` view of the session as the summary the next incremental run starts from: the
-/// whole view as the base after a full run (`merged` empty); after an incremental one, each delta beside
-/// its base, or the merged view as the new base once the delta has grown.
+/// Keeps [`FIRSTS`] as the summary the next incremental run starts from: the session's whole view as the
+/// base after a full run (`merged` `None`); after an incremental one, the delta beside its base, or the
+/// merged summary as the new base once the delta has grown.
 pub(crate) async fn store_summaries(
     ctx: &SessionContext,
     warehouse: &Warehouse,
-    merged: Vec<Merged>,
+    merged: Option<Merged>,
     through_seq: u64,
 ) -> Result<(), MetricsError> {
-    let mut bases = Vec::new();
-    let mut deltas = Vec::new();
-    if merged.is_empty() {
-        for history in HISTORIES {
-            let context = format!("storing the summary {}", history.firsts);
-            let frame = ctx.table(history.firsts).await.map_err(query_error(&context))?;
-            bases.push((history.firsts, collect_conformed(frame, &context).await?));
+    match merged {
+        None => {
+            let context = format!("storing the summary {FIRSTS}");
+            let frame = ctx.table(FIRSTS).await.map_err(query_error(&context))?;
+            warehouse.set_mart_summaries(&[(FIRSTS, collect_conformed(frame, &context).await?)])?;
+            Ok(warehouse.retain_mart_summaries(&[FIRSTS])?)
         }
-    }
-    for m in merged {
-        if m.delta.num_rows() * REWRITE_BASE_SHARE >= m.base_rows {
-            bases.push((m.firsts, m.merged));
-        } else {
-            deltas.push((m.firsts, m.delta));
+        Some(m) if m.delta.num_rows() * REWRITE_BASE_SHARE >= m.base_rows => {
+            Ok(warehouse.set_mart_summaries(&[(FIRSTS, m.merged)])?)
         }
+        Some(m) => Ok(warehouse.add_mart_summary_deltas(through_seq, &[(FIRSTS, m.delta)])?),
     }
-    warehouse.set_mart_summaries(&bases)?;
-    Ok(warehouse.add_mart_summary_deltas(through_seq, &deltas)?)
+}
+
+/// The rows of the merged [`FIRSTS`] the periods from `first_day` (the first event day of the recomputed
+/// `decisions`) on can need: submitted applications not both submitted and first decided before that day,
+/// and those with a decision among `decided` (the `application_id`s of the recomputed `decisions`). The
+/// others left the backlog before those periods, adding one to it and taking one from it before they start;
+/// the first of them of each permit type is kept too, so that the type's backlog has a row (of the same
+/// figures) in every period, as in a full run.
+fn needed_rows(merged: &RecordBatch, first_day: &str, decided: &[RecordBatch]) -> Result<RecordBatch, ArrowError> {
+    let strings = |name: &str| -> Result<StringArray, ArrowError> {
+        let column = merged.column_by_name(name).ok_or_else(|| {
+            ArrowError::SchemaError(format!("{FIRSTS} has no column {name}; see pipelines/models/_views.sql"))
+        })?;
+        Ok(cast(column, &DataType::Utf8)?.as_string::<i32>().clone())
+    };
+    let (ids, types) = (strings("application_id")?, strings("permit_type")?);
+    let (submitted, first_decided) = (strings("submitted_date")?, strings("decided_date")?);
+    let decided: Vec<StringArray> = decided
+        .iter()
+        .map(|batch| Ok(cast(batch.column(0), &DataType::Utf8)?.as_string::<i32>().clone()))
+        .collect::<Result<_, ArrowError>>()?;
+    let decided: HashSet<&str, FixedState> = decided.iter().flat_map(|ids| ids.iter().flatten()).collect();
+    let mut keep = vec![false; merged.num_rows()];
+    let mut left_before: HashSet<&str> = HashSet::new();
+    for (row, kept) in keep.iter_mut().enumerate() {
+        if submitted.is_null(row) {
+            continue;
+        }
+        *kept = submitted.value(row) >= first_day
+            || first_decided.is_null(row)
+            || first_decided.value(row) >= first_day
+            || ids.is_valid(row) && decided.contains(ids.value(row))
+            || left_before.insert(if types.is_valid(row) { types.value(row) } else { "" });
+    }
+    filter_record_batch(merged, &BooleanArray::from(keep))
 }
 
 /// `base` and `delta` (same schema, each key of the first column, a string, at most once per batch) as one
@@ -201,10 +233,10 @@ fn null_as_false(mask: &BooleanArray) -> BooleanArray {
 mod tests {
     use std::sync::Arc;
 
-    use arrow::array::{Int64Array, RecordBatch, StringArray};
+    use arrow::array::{AsArray, Int64Array, RecordBatch, StringArray};
     use arrow::datatypes::{DataType, Field, Schema};
 
-    use super::merge_minimums;
+    use super::{merge_minimums, needed_rows};
 
     fn batch(keys: &[&str], a: &[Option<i64>], b: &[Option<&str>]) -> RecordBatch {
         let schema = Schema::new(vec![
@@ -234,5 +266,34 @@ mod tests {
             &[Some("m"), Some("k"), None, Some("q")],
         );
         assert_eq!(merged, expected);
+    }
+
+    #[test]
+    fn needed_rows_are_the_submitted_applications_open_or_moving_from_the_first_day_and_one_closed_per_type() {
+        type Row<'a> = (&'a str, &'a str, Option<&'a str>, Option<&'a str>);
+        let rows: [Row; 8] = [
+            ("a", "X", Some("2020-01-01"), Some("2020-02-01")),
+            ("b", "X", Some("2020-01-01"), None),
+            ("c", "X", Some("2025-12-26"), Some("2025-12-27")),
+            ("d", "X", Some("2019-05-01"), Some("2020-01-01")),
+            ("e", "X", None, Some("2026-01-02")),
+            ("f", "Y", Some("2018-01-01"), Some("2018-02-01")),
+            ("g", "Y", Some("2018-03-01"), Some("2019-01-01")),
+            ("h", "X", Some("2020-01-01"), Some("2026-01-05")),
+        ];
+        let strings = |values: Vec<Option<&str>>| Arc::new(StringArray::from(values)) as arrow::array::ArrayRef;
+        let merged = RecordBatch::try_from_iter([
+            ("application_id", strings(rows.iter().map(|r| Some(r.0)).collect())),
+            ("permit_type", strings(rows.iter().map(|r| Some(r.1)).collect())),
+            ("submitted_date", strings(rows.iter().map(|r| r.2).collect())),
+            ("decided_date", strings(rows.iter().map(|r| r.3).collect())),
+        ])
+        .expect("merged");
+        // "d" was decided again in the recomputed days.
+        let decided =
+            RecordBatch::try_from_iter([("application_id", strings(vec![Some("d"), Some("zz")]))]).expect("decided");
+        let needed = needed_rows(&merged, "2025-12-25", &[decided]).expect("needed");
+        let ids: Vec<&str> = needed.column(0).as_string::<i32>().iter().flatten().collect();
+        assert_eq!(ids, ["a", "b", "c", "d", "f", "h"]);
     }
 }

@@ -17,8 +17,8 @@
 //! days they touch; every year from the earliest touched one on is recomputed
 //! (figures only ever depend on the same or earlier periods: backlogs
 //! accumulate, a decision follows its application) and replaces its year
-//! partition atomically. A change of the models or targets rebuilds everything. The few views that need
-//! the whole history (every application's first submission and first decision) start from summaries the
+//! partition atomically. A change of the models or targets rebuilds everything. The view that needs the
+//! whole history (every application's first submission and first decision) starts from the summary the
 //! last materialisation kept, plus the files committed since (the `history` module).
 //!
 //! ```no_run
@@ -200,15 +200,15 @@ struct Materialising<'a> {
 /// tables hold (at least) the events of the periods from that year on and `periods`/`weeks` only those
 /// periods; `all_<table>` always holds everything. In a materialisation the [`CACHED_TABLES`] and the shared
 /// views the models read many times are computed once, as the session is built, and kept in memory (see
-/// [`CACHED_VIEWS`]). An incremental materialisation merges the whole-history summaries as it goes (see the
-/// `history` module) and gets them back to store.
+/// [`CACHED_VIEWS`]). An incremental materialisation merges the whole-history summary as it goes (see the
+/// `history` module) and gets it back to store.
 async fn build_session(
     warehouse: &Warehouse,
     targets: &Targets,
     calendar: Option<&Calendar>,
     materialising: Option<Materialising<'_>>,
-) -> Result<(SessionContext, Vec<history::Merged>), MetricsError> {
-    let mut merged = Vec::new();
+) -> Result<(SessionContext, Option<history::Merged>), MetricsError> {
+    let mut merged = None;
     let from_year = materialising.and_then(|m| m.from_year);
     let new_files = materialising.and_then(|m| m.new_files);
     let runtime = RuntimeEnvBuilder::new()
@@ -253,12 +253,12 @@ async fn build_session(
         let Some(view) = statement.strip_prefix("CREATE VIEW ").and_then(|rest| rest.split_whitespace().next()) else {
             continue;
         };
-        if let Some(new_files) = new_files {
-            if let Some(history) = history::HISTORIES.iter().find(|h| h.view == view) {
-                history::replace_with_new_rows(&ctx, warehouse, history, new_files).await?;
+        if let (Some(new_files), Some(year)) = (new_files, from_year) {
+            if let Some(table) = history::history_table(view) {
+                history::replace_with_new_rows(&ctx, warehouse, view, table, new_files).await?;
             }
-            if let Some(history) = history::HISTORIES.iter().find(|h| h.firsts == view) {
-                merged.push(history::merge_with_base(&ctx, warehouse, history).await?);
+            if view == history::FIRSTS {
+                merged = Some(history::merge_with_base(&ctx, warehouse, &first_recomputed_day(year)).await?);
                 continue;
             }
         }
@@ -384,7 +384,7 @@ pub struct MaterializeReport {
     pub marts: Vec<MartReport>,
 }
 
-const STATE_FORMAT: u32 = 2;
+const STATE_FORMAT: u32 = 3;
 
 /// `marts/_state.json`.
 #[derive(Debug, Serialize, Deserialize)]
@@ -435,7 +435,6 @@ const IDENTITY_COLUMNS: &[&str] = &["event_id", "source", "source_offset"];
 const CACHED_VIEWS: &[(&str, &[&str])] = &[
     ("person_years_by_process", &[]),
     ("application_firsts", &[]),
-    ("decision_firsts", &[]),
     ("application_submissions", &[]),
     ("application_closures", &[]),
     ("staff_reports", &[]),
@@ -586,7 +585,12 @@ async fn cache_tables(
 /// The first partition value `<table>` holds when periods from `year` on are recomputed: a week of `year` may
 /// start in the last days of the year before.
 fn partition_bound(event: &permitflow_schema::EventSchema, year: i32) -> String {
-    if event.partition.column == "month" { format!("{year}-01") } else { format!("{}-12-25", year - 1) }
+    if event.partition.column == "month" { format!("{year}-01") } else { first_recomputed_day(year) }
+}
+
+/// The first event day the tables partitioned by day hold when periods from `year` on are recomputed.
+fn first_recomputed_day(year: i32) -> String {
+    format!("{}-12-25", year - 1)
 }
 
 /// Computes `view` (only `columns` of it, unless empty) and replaces it by the result in memory.

@@ -147,6 +147,20 @@ impl Warehouse {
         })
     }
 
+    /// Removes the summaries (and their deltas) not named in `keep`: those of an older materialiser.
+    pub fn retain_mart_summaries(&self, keep: &[&str]) -> Result<(), WarehouseError> {
+        let dir = self.summaries_dir()?;
+        for entry in fs::read_dir(&dir).map_err(|e| WarehouseError::io(&dir, e))?.flatten() {
+            let file_name = entry.file_name().to_string_lossy().into_owned();
+            let Some(stem) = file_name.strip_suffix(".parquet") else { continue };
+            let name = stem.split_once(".delta-").map_or(stem, |(name, _)| name);
+            if !keep.contains(&name) {
+                fs::remove_file(entry.path()).map_err(|e| WarehouseError::io(entry.path(), e))?;
+            }
+        }
+        Ok(())
+    }
+
     fn summaries_dir(&self) -> Result<PathBuf, WarehouseError> {
         let dir = self.root.join(MARTS_DIR).join(MART_SUMMARIES_DIR);
         fs::create_dir_all(&dir).map_err(|e| WarehouseError::io(&dir, e))?;
@@ -220,5 +234,29 @@ fn remove_dir(dir: &Path) -> Result<(), WarehouseError> {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(WarehouseError::io(dir, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, Int64Array, RecordBatch};
+
+    use crate::Warehouse;
+
+    #[test]
+    fn retaining_summaries_removes_the_others_with_their_deltas() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let warehouse = Warehouse::open(dir.path()).expect("open");
+        let rows = RecordBatch::try_from_iter([("k", Arc::new(Int64Array::from(vec![1])) as ArrayRef)]).expect("rows");
+        let both = [("old", rows.clone()), ("kept", rows)];
+        warehouse.set_mart_summaries(&both).expect("bases");
+        warehouse.add_mart_summary_deltas(3, &both).expect("deltas");
+        warehouse.retain_mart_summaries(&["kept"]).expect("retain");
+        assert!(warehouse.mart_summary("old").is_none());
+        assert!(warehouse.mart_summary_deltas("old").expect("old deltas").is_empty());
+        assert!(warehouse.mart_summary("kept").is_some());
+        assert_eq!(warehouse.mart_summary_deltas("kept").expect("kept deltas").len(), 1);
     }
 }
