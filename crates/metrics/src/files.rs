@@ -8,9 +8,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch, StringArray};
-use arrow::compute::{cast, concat_batches};
-use arrow::datatypes::SchemaRef;
+use arrow::array::{Array, ArrayRef, RecordBatch, StringArray, new_empty_array};
+use arrow::compute::{cast, concat, concat_batches};
+use arrow::datatypes::{FieldRef, Schema, SchemaRef};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use permitflow_warehouse::WarehouseError;
@@ -74,6 +74,22 @@ pub(crate) fn read_columns(
         out.push(RecordBatch::try_new(schema.clone(), columns)?);
     }
     Ok(out)
+}
+
+/// The columns of `schema` from the Parquet file at `path` as one batch, each column read on its own core
+/// (a summary's base is a single file of a row per application).
+pub(crate) fn read_whole(path: &Path, schema: &SchemaRef) -> Result<RecordBatch, MetricsError> {
+    let fields: Vec<&FieldRef> = schema.fields().iter().collect();
+    let columns = fields
+        .par_iter()
+        .map(|field| {
+            let single = Arc::new(Schema::new(vec![Arc::clone(field)]));
+            let batches = read_columns(path, &single, "")?;
+            let parts: Vec<&dyn Array> = batches.iter().map(|batch| batch.column(0).as_ref()).collect();
+            Ok(if parts.is_empty() { new_empty_array(field.data_type()) } else { concat(&parts)? })
+        })
+        .collect::<Result<Vec<ArrayRef>, MetricsError>>()?;
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
 
 /// The value of the Hive partition `column` in a relative file path.

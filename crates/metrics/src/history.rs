@@ -22,7 +22,7 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, StringArray, UInt32Array};
 use arrow::compute::kernels::cmp::lt;
 use arrow::compute::kernels::zip::zip;
-use arrow::compute::{cast, concat, concat_batches, filter_record_batch, is_null, or, take};
+use arrow::compute::{cast, concat, filter_record_batch, is_null, or, take};
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::error::ArrowError;
 use datafusion::datasource::MemTable;
@@ -31,7 +31,7 @@ use foldhash::fast::FixedState;
 use permitflow_warehouse::{CommittedFile, Warehouse};
 use tracing::debug;
 
-use crate::files::{read_columns, read_files};
+use crate::files::{read_files, read_whole};
 use crate::{MetricsError, collect_conformed, query_error};
 
 /// The whole-history views of `_views.sql`, each with the event table it reads.
@@ -58,9 +58,8 @@ pub(crate) fn summaries_exist(warehouse: &Warehouse) -> bool {
 pub(crate) struct Merged {
     /// The grouped rows of the newest delta and the new files: the summary's next delta.
     delta: RecordBatch,
-    /// The merged summary: its next base.
-    merged: RecordBatch,
-    base_rows: usize,
+    /// The merged summary, when the delta has grown so that it is written as the next base.
+    merged: Option<RecordBatch>,
 }
 
 /// Replaces `view` (a whole-history view of `table`, just created) by the rows of `new_files` of its table.
@@ -85,7 +84,8 @@ pub(crate) async fn replace_with_new_rows(
 }
 
 /// Replaces [`FIRSTS`] (just created over the replaced histories) by the rows of its merge with the kept
-/// summary that the periods from `first_day` on need (see [`needed_rows`]).
+/// summary that the periods from `first_day` on need (see [`needed`]). Only those rows of the base and the
+/// rows of the delta are merged, unless the delta has grown so that the whole merge is the next base.
 pub(crate) async fn merge_with_base(
     ctx: &SessionContext,
     warehouse: &Warehouse,
@@ -97,7 +97,7 @@ pub(crate) async fn merge_with_base(
     let grouped = collect_conformed(frame, &context).await?;
     let schema = grouped.schema();
     let delta = match warehouse.mart_summary_deltas(FIRSTS)?.last() {
-        Some(path) => merge_minimums(&concat_batches(&schema, &read_columns(path, &schema, "")?)?, &grouped)?,
+        Some(path) => merge_minimums(&read_whole(path, &schema)?, &grouped)?,
         None => grouped,
     };
     let base_path = warehouse.mart_summary(FIRSTS).ok_or_else(|| MetricsError::Query {
@@ -106,23 +106,36 @@ pub(crate) async fn merge_with_base(
             "marts/_summaries/{FIRSTS}.parquet is missing; run `permitflow materialize --full`"
         )),
     })?;
-    let base = concat_batches(&schema, &read_columns(&base_path, &schema, "")?)?;
-    let merged = merge_minimums(&base, &delta)?;
+    let base = read_whole(&base_path, &schema)?;
     let decisions = ctx.table("decisions").await.and_then(|f| f.select_columns(&["application_id"]));
     let decided = decisions.map_err(query_error(&context))?.collect().await.map_err(query_error(&context))?;
-    let needed = needed_rows(&merged, first_day, &decided)?;
-    let table = MemTable::try_new(schema, vec![vec![needed.clone()]]).map_err(query_error(&context))?;
+    let decided = decided
+        .iter()
+        .map(|batch| Ok(cast(batch.column(0), &DataType::Utf8)?.as_string::<i32>().clone()))
+        .collect::<Result<Vec<StringArray>, ArrowError>>()?;
+    let delta_keys = cast(delta.column(0), &DataType::Utf8)?;
+    // A base row the periods need by its own values, or whose values the delta may lower.
+    let looked_up: HashSet<&str, FixedState> =
+        decided.iter().chain([delta_keys.as_string::<i32>()]).flat_map(|ids| ids.iter().flatten()).collect();
+    let candidates = filter_record_batch(&base, &needed(&base, first_day, &looked_up)?)?;
+    let decided: HashSet<&str, FixedState> = decided.iter().flat_map(|ids| ids.iter().flatten()).collect();
+    let merged_candidates = merge_minimums(&candidates, &delta)?;
+    let rows = filter_record_batch(&merged_candidates, &needed(&merged_candidates, first_day, &decided)?)?;
+    let merged = (delta.num_rows() * REWRITE_BASE_SHARE >= base.num_rows())
+        .then(|| merge_minimums(&base, &delta))
+        .transpose()?;
+    let table = MemTable::try_new(schema, vec![vec![rows.clone()]]).map_err(query_error(&context))?;
     ctx.deregister_table(FIRSTS).map_err(query_error(&context))?;
     ctx.register_table(FIRSTS, Arc::new(table)).map_err(query_error(&context))?;
     debug!(
         view = FIRSTS,
         base_rows = base.num_rows(),
         delta_rows = delta.num_rows(),
-        needed_rows = needed.num_rows(),
+        needed_rows = rows.num_rows(),
         seconds = started.elapsed().as_secs_f64(),
         "merged"
     );
-    Ok(Merged { delta, merged, base_rows: base.num_rows() })
+    Ok(Merged { delta, merged })
 }
 
 /// Keeps [`FIRSTS`] as the summary the next incremental run starts from: the session's whole view as the
@@ -141,46 +154,48 @@ pub(crate) async fn store_summaries(
             warehouse.set_mart_summaries(&[(FIRSTS, collect_conformed(frame, &context).await?)])?;
             Ok(warehouse.retain_mart_summaries(&[FIRSTS])?)
         }
-        Some(m) if m.delta.num_rows() * REWRITE_BASE_SHARE >= m.base_rows => {
-            Ok(warehouse.set_mart_summaries(&[(FIRSTS, m.merged)])?)
-        }
-        Some(m) => Ok(warehouse.add_mart_summary_deltas(through_seq, &[(FIRSTS, m.delta)])?),
+        Some(Merged { merged: Some(merged), .. }) => Ok(warehouse.set_mart_summaries(&[(FIRSTS, merged)])?),
+        Some(Merged { delta, merged: None }) => Ok(warehouse.add_mart_summary_deltas(through_seq, &[(FIRSTS, delta)])?),
     }
 }
 
-/// The rows of the merged [`FIRSTS`] the periods from `first_day` (the first event day of the recomputed
-/// `decisions`) on can need: submitted applications not both submitted and first decided before that day,
-/// and those with a decision among `decided` (the `application_id`s of the recomputed `decisions`). The
-/// others left the backlog before those periods, adding one to it and taking one from it before they start;
-/// the first of them of each permit type is kept too, so that the type's backlog has a row (of the same
-/// figures) in every period, as in a full run.
-fn needed_rows(merged: &RecordBatch, first_day: &str, decided: &[RecordBatch]) -> Result<RecordBatch, ArrowError> {
+/// Which rows of [`FIRSTS`] (all or part of the summary) the periods from `first_day` (the first event day
+/// of the recomputed `decisions`) on can need: submitted applications not both submitted and first decided
+/// before that day, and every application whose `application_id` is in `looked_up` (in the end: those with
+/// a decision among the recomputed `decisions`; before the merge also the delta's, as a decision-only row of
+/// the base may gain its submission). The others left the backlog before those periods, adding one to it and
+/// taking one from it before they start; the first of them of each permit type is kept too, so that the
+/// type's backlog has a row (of the same figures) in every period, as in a full run.
+fn needed(
+    rows: &RecordBatch,
+    first_day: &str,
+    looked_up: &HashSet<&str, FixedState>,
+) -> Result<BooleanArray, ArrowError> {
     let strings = |name: &str| -> Result<StringArray, ArrowError> {
-        let column = merged.column_by_name(name).ok_or_else(|| {
+        let column = rows.column_by_name(name).ok_or_else(|| {
             ArrowError::SchemaError(format!("{FIRSTS} has no column {name}; see pipelines/models/_views.sql"))
         })?;
         Ok(cast(column, &DataType::Utf8)?.as_string::<i32>().clone())
     };
     let (ids, types) = (strings("application_id")?, strings("permit_type")?);
     let (submitted, first_decided) = (strings("submitted_date")?, strings("decided_date")?);
-    let decided: Vec<StringArray> = decided
-        .iter()
-        .map(|batch| Ok(cast(batch.column(0), &DataType::Utf8)?.as_string::<i32>().clone()))
-        .collect::<Result<_, ArrowError>>()?;
-    let decided: HashSet<&str, FixedState> = decided.iter().flat_map(|ids| ids.iter().flatten()).collect();
-    let mut keep = vec![false; merged.num_rows()];
-    let mut left_before: HashSet<&str> = HashSet::new();
-    for (row, kept) in keep.iter_mut().enumerate() {
-        if submitted.is_null(row) {
-            continue;
+    let mut left_before: Vec<&str> = Vec::new();
+    let mut keep = Vec::with_capacity(rows.num_rows());
+    for row in 0..rows.num_rows() {
+        let is_submitted = submitted.is_valid(row);
+        let needed = is_submitted
+            && (submitted.value(row) >= first_day
+                || first_decided.is_null(row)
+                || first_decided.value(row) >= first_day);
+        let is_looked_up = !needed && ids.is_valid(row) && looked_up.contains(ids.value(row));
+        let permit_type = if types.is_valid(row) { types.value(row) } else { "" };
+        let first_left_before = is_submitted && !needed && !is_looked_up && !left_before.contains(&permit_type);
+        if first_left_before {
+            left_before.push(permit_type);
         }
-        *kept = submitted.value(row) >= first_day
-            || first_decided.is_null(row)
-            || first_decided.value(row) >= first_day
-            || ids.is_valid(row) && decided.contains(ids.value(row))
-            || left_before.insert(if types.is_valid(row) { types.value(row) } else { "" });
+        keep.push(is_looked_up || needed || first_left_before);
     }
-    filter_record_batch(merged, &BooleanArray::from(keep))
+    Ok(BooleanArray::from(keep))
 }
 
 /// `base` and `delta` (same schema, each key of the first column, a string, at most once per batch) as one
@@ -233,10 +248,14 @@ fn null_as_false(mask: &BooleanArray) -> BooleanArray {
 mod tests {
     use std::sync::Arc;
 
-    use arrow::array::{AsArray, Int64Array, RecordBatch, StringArray};
-    use arrow::datatypes::{DataType, Field, Schema};
+    use std::collections::HashSet;
 
-    use super::{merge_minimums, needed_rows};
+    use arrow::array::{AsArray, Int64Array, RecordBatch, StringArray};
+    use arrow::compute::filter_record_batch;
+    use arrow::datatypes::{DataType, Field, Schema};
+    use foldhash::fast::FixedState;
+
+    use super::{merge_minimums, needed};
 
     fn batch(keys: &[&str], a: &[Option<i64>], b: &[Option<&str>]) -> RecordBatch {
         let schema = Schema::new(vec![
@@ -269,9 +288,9 @@ mod tests {
     }
 
     #[test]
-    fn needed_rows_are_the_submitted_applications_open_or_moving_from_the_first_day_and_one_closed_per_type() {
+    fn needed_are_the_submitted_applications_open_or_moving_from_the_first_day_and_one_closed_per_type() {
         type Row<'a> = (&'a str, &'a str, Option<&'a str>, Option<&'a str>);
-        let rows: [Row; 8] = [
+        let rows: [Row; 9] = [
             ("a", "X", Some("2020-01-01"), Some("2020-02-01")),
             ("b", "X", Some("2020-01-01"), None),
             ("c", "X", Some("2025-12-26"), Some("2025-12-27")),
@@ -280,6 +299,7 @@ mod tests {
             ("f", "Y", Some("2018-01-01"), Some("2018-02-01")),
             ("g", "Y", Some("2018-03-01"), Some("2019-01-01")),
             ("h", "X", Some("2020-01-01"), Some("2026-01-05")),
+            ("i", "X", None, Some("2017-01-01")),
         ];
         let strings = |values: Vec<Option<&str>>| Arc::new(StringArray::from(values)) as arrow::array::ArrayRef;
         let merged = RecordBatch::try_from_iter([
@@ -289,11 +309,11 @@ mod tests {
             ("decided_date", strings(rows.iter().map(|r| r.3).collect())),
         ])
         .expect("merged");
-        // "d" was decided again in the recomputed days.
-        let decided =
-            RecordBatch::try_from_iter([("application_id", strings(vec![Some("d"), Some("zz")]))]).expect("decided");
-        let needed = needed_rows(&merged, "2025-12-25", &[decided]).expect("needed");
+        // "d" was decided again in the recomputed days; "i" is looked up too (a submission may follow).
+        let decided: HashSet<&str, FixedState> = ["d", "i", "zz"].into_iter().collect();
+        let needed =
+            filter_record_batch(&merged, &needed(&merged, "2025-12-25", &decided).expect("mask")).expect("filter");
         let ids: Vec<&str> = needed.column(0).as_string::<i32>().iter().flatten().collect();
-        assert_eq!(ids, ["a", "b", "c", "d", "f", "h"]);
+        assert_eq!(ids, ["a", "b", "c", "d", "f", "h", "i"]);
     }
 }
