@@ -17,7 +17,8 @@ rejections AS (
 ),
 -- Extra copies per event day = rows stored − rows of the unique_* view (the UTC date of the partition).
 -- Staff and costs are partitioned by the month they report and have no unique_* view: their days are
--- computed from when they occurred, over every stored row (a month's report may arrive in a later year).
+-- computed from when they occurred, over every stored row of those years (a month's report may arrive in a
+-- later year).
 extra_copies AS (
   SELECT 'applications' AS detail, event_date AS day, count(*) AS copies FROM applications GROUP BY event_date
   UNION ALL SELECT 'applications', event_date, -count(*) FROM unique_applications GROUP BY event_date
@@ -28,9 +29,11 @@ extra_copies AS (
   UNION ALL SELECT 'appointments', event_date, count(*) FROM appointments GROUP BY event_date
   UNION ALL SELECT 'appointments', event_date, -count(*) FROM unique_appointments GROUP BY event_date
   UNION ALL SELECT 'staff', day, count(*) - count(DISTINCT event_id)
-  FROM (SELECT to_char(occurred_at, '%Y-%m-%d') AS day, event_id FROM staff_reports) GROUP BY day
+  FROM (SELECT to_char(occurred_at, '%Y-%m-%d') AS day, event_id FROM staff_reports
+        WHERE extract(year FROM occurred_at) >= (SELECT from_year FROM scope)) GROUP BY day
   UNION ALL SELECT 'costs', day, count(*) - count(DISTINCT event_id)
-  FROM (SELECT to_char(occurred_at, '%Y-%m-%d') AS day, event_id FROM all_costs) GROUP BY day
+  FROM (SELECT to_char(occurred_at, '%Y-%m-%d') AS day, event_id FROM all_costs
+        WHERE extract(year FROM occurred_at) >= (SELECT from_year FROM scope)) GROUP BY day
 ),
 duplicates AS (
   SELECT 'day' AS period_type, day AS period, 'duplicate' AS issue, detail, sum(copies) AS occurrences
@@ -46,10 +49,13 @@ orphans AS (
   WHERE a.application_id IS NULL AND CAST(substr(d.event_date, 1, 4) AS INT) >= (SELECT from_year FROM scope)
   GROUP BY d.event_date, CAST(d.permit_type AS VARCHAR)
 ),
+-- The months reported from the year before the first one recomputed on: a gap in a recomputed month follows
+-- a report of the month before.
 reported AS (
   SELECT DISTINCT employee_ref, month, unit,
          to_char(to_date(month || '-01') + INTERVAL '1 month', '%Y-%m') AS next_month
   FROM staff_reports
+  WHERE CAST(substr(month, 1, 4) AS INT) >= (SELECT from_year FROM scope) - 1
 ),
 -- An anti join on plain columns (a hash join; NOT EXISTS over an expression became a nested loop).
 gaps AS (
