@@ -14,7 +14,7 @@
 //! base instead.
 //!
 //! The run's `application_firsts` is then only the part of the merged summary the recomputed periods can
-//! need (see [`needed_rows`]): most applications were submitted and decided years before.
+//! need (see [`needed`]): most applications were submitted and decided years before.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -113,14 +113,13 @@ pub(crate) async fn merge_with_base(
         .iter()
         .map(|batch| Ok(cast(batch.column(0), &DataType::Utf8)?.as_string::<i32>().clone()))
         .collect::<Result<Vec<StringArray>, ArrowError>>()?;
-    let delta_keys = cast(delta.column(0), &DataType::Utf8)?;
-    // A base row the periods need by its own values, or whose values the delta may lower.
-    let looked_up: HashSet<&str, FixedState> =
-        decided.iter().chain([delta_keys.as_string::<i32>()]).flat_map(|ids| ids.iter().flatten()).collect();
-    let candidates = filter_record_batch(&base, &needed(&base, first_day, &looked_up)?)?;
     let decided: HashSet<&str, FixedState> = decided.iter().flat_map(|ids| ids.iter().flatten()).collect();
+    let delta_keys = cast(delta.column(0), &DataType::Utf8)?;
+    let delta_keys: HashSet<&str, FixedState> = delta_keys.as_string::<i32>().iter().flatten().collect();
+    // A base row the periods need by its own values, or whose values the delta may lower.
+    let candidates = filter_record_batch(&base, &needed(&base, first_day, &[&decided, &delta_keys])?)?;
     let merged_candidates = merge_minimums(&candidates, &delta)?;
-    let rows = filter_record_batch(&merged_candidates, &needed(&merged_candidates, first_day, &decided)?)?;
+    let rows = filter_record_batch(&merged_candidates, &needed(&merged_candidates, first_day, &[&decided])?)?;
     let merged = (delta.num_rows() * REWRITE_BASE_SHARE >= base.num_rows())
         .then(|| merge_minimums(&base, &delta))
         .transpose()?;
@@ -161,7 +160,7 @@ pub(crate) async fn store_summaries(
 
 /// Which rows of [`FIRSTS`] (all or part of the summary) the periods from `first_day` (the first event day
 /// of the recomputed `decisions`) on can need: submitted applications not both submitted and first decided
-/// before that day, and every application whose `application_id` is in `looked_up` (in the end: those with
+/// before that day, and every application whose `application_id` is in one of `looked_up` (in the end: those with
 /// a decision among the recomputed `decisions`; before the merge also the delta's, as a decision-only row of
 /// the base may gain its submission). The others left the backlog before those periods, adding one to it and
 /// taking one from it before they start; the first of them of each permit type is kept too, so that the
@@ -169,7 +168,7 @@ pub(crate) async fn store_summaries(
 fn needed(
     rows: &RecordBatch,
     first_day: &str,
-    looked_up: &HashSet<&str, FixedState>,
+    looked_up: &[&HashSet<&str, FixedState>],
 ) -> Result<BooleanArray, ArrowError> {
     let strings = |name: &str| -> Result<StringArray, ArrowError> {
         let column = rows.column_by_name(name).ok_or_else(|| {
@@ -187,7 +186,7 @@ fn needed(
             && (submitted.value(row) >= first_day
                 || first_decided.is_null(row)
                 || first_decided.value(row) >= first_day);
-        let is_looked_up = !needed && ids.is_valid(row) && looked_up.contains(ids.value(row));
+        let is_looked_up = !needed && ids.is_valid(row) && looked_up.iter().any(|keys| keys.contains(ids.value(row)));
         let permit_type = if types.is_valid(row) { types.value(row) } else { "" };
         let first_left_before = is_submitted && !needed && !is_looked_up && !left_before.contains(&permit_type);
         if first_left_before {
@@ -312,7 +311,7 @@ mod tests {
         // "d" was decided again in the recomputed days; "i" is looked up too (a submission may follow).
         let decided: HashSet<&str, FixedState> = ["d", "i", "zz"].into_iter().collect();
         let needed =
-            filter_record_batch(&merged, &needed(&merged, "2025-12-25", &decided).expect("mask")).expect("filter");
+            filter_record_batch(&merged, &needed(&merged, "2025-12-25", &[&decided]).expect("mask")).expect("filter");
         let ids: Vec<&str> = needed.column(0).as_string::<i32>().iter().flatten().collect();
         assert_eq!(ids, ["a", "b", "c", "d", "f", "h", "i"]);
     }
