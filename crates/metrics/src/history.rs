@@ -28,10 +28,10 @@ use arrow::error::ArrowError;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 use foldhash::fast::FixedState;
-use permitflow_warehouse::{CommittedFile, Warehouse};
+use permitflow_warehouse::Warehouse;
 use tracing::debug;
 
-use crate::files::{read_files, read_whole};
+use crate::files::read_whole;
 use crate::{MetricsError, collect_conformed, query_error};
 
 /// The whole-history views of `_views.sql`, each with the event table it reads.
@@ -62,24 +62,44 @@ pub(crate) struct Merged {
     merged: Option<RecordBatch>,
 }
 
-/// Replaces `view` (a whole-history view of `table`, just created) by the rows of `new_files` of its table.
+/// True when a whole-history view reads the event table `table`.
+pub(crate) fn reads_history(table: &str) -> bool {
+    HISTORIES.iter().any(|(_, read)| *read == table)
+}
+
+/// Replaces `view` (a whole-history view, just created) by its columns of `new_rows`, the rows of the files
+/// of its table committed since the last materialisation (read with more columns, as the cached table).
 pub(crate) async fn replace_with_new_rows(
     ctx: &SessionContext,
-    warehouse: &Warehouse,
     view: &str,
-    table: &str,
-    new_files: &[&CommittedFile],
+    new_rows: Vec<RecordBatch>,
 ) -> Result<(), MetricsError> {
-    let started = std::time::Instant::now();
     let context = format!("reading {view} from the new files");
     let schema: SchemaRef = Arc::new(ctx.table(view).await.map_err(query_error(&context))?.schema().as_arrow().clone());
-    let new: Vec<&str> = new_files.iter().filter(|f| f.table == table).map(|f| f.path.as_str()).collect();
-    let batches: Vec<RecordBatch> = read_files(warehouse.root(), &new, &schema, 1)?.into_iter().flatten().collect();
+    let batches = new_rows
+        .iter()
+        .map(|batch| {
+            let columns = schema
+                .fields()
+                .iter()
+                .map(|field| {
+                    let column = batch.column_by_name(field.name()).ok_or_else(|| {
+                        ArrowError::SchemaError(format!(
+                            "{view} reads {}, which crates/metrics/src/lib.rs CACHED_TABLES does not read",
+                            field.name()
+                        ))
+                    })?;
+                    cast(column, field.data_type())
+                })
+                .collect::<Result<Vec<_>, ArrowError>>()?;
+            RecordBatch::try_new(schema.clone(), columns)
+        })
+        .collect::<Result<Vec<_>, ArrowError>>()?;
     let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
     let provider = MemTable::try_new(schema, vec![batches]).map_err(query_error(&context))?;
     ctx.deregister_table(view).map_err(query_error(&context))?;
     ctx.register_table(view, Arc::new(provider)).map_err(query_error(&context))?;
-    debug!(view, rows, new_files = new.len(), seconds = started.elapsed().as_secs_f64(), "replaced");
+    debug!(view, rows, "replaced by the new files' rows");
     Ok(())
 }
 

@@ -41,7 +41,7 @@ mod history;
 mod percentile;
 mod targets;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -243,9 +243,10 @@ async fn build_session(
     )])?);
     ctx.register_table("materialize_scope", scope.map_err(query_error("materialize_scope"))?.into_view())
         .map_err(query_error("materialize_scope"))?;
-    if let Some(materialising) = materialising {
-        cache_tables(&ctx, warehouse, materialising.live_files, from_year).await?;
-    }
+    let mut new_rows = match materialising {
+        Some(materialising) => cache_tables(&ctx, warehouse, materialising.live_files, from_year, new_files).await?,
+        None => HashMap::new(),
+    };
     for (number, statement) in view_statements().iter().enumerate() {
         let context = format!("pipelines/models/_views.sql, statement {}", number + 1);
         ctx.sql(statement).await.map_err(query_error(context))?;
@@ -253,9 +254,9 @@ async fn build_session(
         let Some(view) = statement.strip_prefix("CREATE VIEW ").and_then(|rest| rest.split_whitespace().next()) else {
             continue;
         };
-        if let (Some(new_files), Some(year)) = (new_files, from_year) {
+        if let (Some(_), Some(year)) = (new_files, from_year) {
             if let Some(table) = history::history_table(view) {
-                history::replace_with_new_rows(&ctx, warehouse, view, table, new_files).await?;
+                history::replace_with_new_rows(&ctx, view, new_rows.remove(table).unwrap_or_default()).await?;
             }
             if view == history::FIRSTS {
                 merged = Some(history::merge_with_base(&ctx, warehouse, &first_recomputed_day(year)).await?);
@@ -489,7 +490,7 @@ pub async fn materialize(
     let since = since.unwrap_or_default();
     // A compaction adds no data: its files hold rows the marts have seen, or rows of the files it replaced.
     let new_files: Vec<&CommittedFile> = since.iter().filter(|c| !c.is_compaction()).flat_map(|c| &c.files).collect();
-    let new_paths: std::collections::HashSet<&str> = new_files.iter().map(|f| f.path.as_str()).collect();
+    let new_paths: HashSet<&str> = new_files.iter().map(|f| f.path.as_str()).collect();
     let new_files_compacted = since.iter().flat_map(|c| &c.removes).any(|path| new_paths.contains(path.as_str()));
     let scope = match (&state, rebuild) {
         (_, Rebuild::Full) => Scope::Full { reason: "requested" },
@@ -538,13 +539,17 @@ pub async fn materialize(
 
 /// Reads the [`CACHED_TABLES`] into memory from the live files of the commit log (see the `files` module):
 /// every file as `all_<table>`, also registered as `<table>`, in a full run (`from_year` `None`); otherwise
-/// the files of the partitions `<table>` holds (see [`partition_bound`]) as `<table>` alone.
+/// the files of the partitions `<table>` holds (see [`partition_bound`]) as `<table>` alone. Returns the rows
+/// of `new_files` of each table a whole-history view reads (see the `history` module), read once with the
+/// table's: the new files' partitions are among the recomputed ones.
 async fn cache_tables(
     ctx: &SessionContext,
     warehouse: &Warehouse,
     live: &[(u64, &CommittedFile)],
     from_year: Option<i32>,
-) -> Result<(), MetricsError> {
+    new_files: Option<&[&CommittedFile]>,
+) -> Result<HashMap<&'static str, Vec<RecordBatch>>, MetricsError> {
+    let mut new_rows = HashMap::new();
     for (table, own) in CACHED_TABLES {
         let started = std::time::Instant::now();
         let context = format!("reading {table} into memory");
@@ -568,7 +573,29 @@ async fn cache_tables(
         let frame = ctx.table(*table).await.and_then(|f| f.select_columns(&columns)).map_err(query_error(&context))?;
         let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
         let partitions = ctx.copied_config().target_partitions();
-        let rows = files::read_files(warehouse.root(), &files, &schema, partitions)?;
+        let history_new = new_files.filter(|_| history::reads_history(table)).map(|new_files| {
+            new_files.iter().filter(|f| f.table == *table).map(|f| f.path.as_str()).collect::<HashSet<&str>>()
+        });
+        let rows = match history_new {
+            None => files::read_files(warehouse.root(), &files, &schema, partitions)?,
+            Some(new) => {
+                let (new_cached, old): (Vec<&str>, Vec<&str>) = files.iter().partition(|path| new.contains(*path));
+                // Outside the recomputed partitions: not possible for a file that made them recomputed, but the
+                // history must have every new row all the same.
+                let selected: HashSet<&str> = files.iter().copied().collect();
+                let mut new_elsewhere: Vec<&str> = new.difference(&selected).copied().collect();
+                new_elsewhere.sort_unstable();
+                let mut rows = files::read_files(warehouse.root(), &old, &schema, partitions)?;
+                let cached_new: Vec<RecordBatch> =
+                    files::read_files(warehouse.root(), &new_cached, &schema, 1)?.into_iter().flatten().collect();
+                let elsewhere = files::read_files(warehouse.root(), &new_elsewhere, &schema, 1)?.into_iter().flatten();
+                new_rows.insert(*table, cached_new.iter().cloned().chain(elsewhere).collect());
+                if !cached_new.is_empty() {
+                    rows.push(cached_new);
+                }
+                rows
+            }
+        };
         let cached: Arc<dyn datafusion::catalog::TableProvider> =
             Arc::new(MemTable::try_new(schema, rows).map_err(query_error(&context))?);
         let names =
@@ -579,7 +606,7 @@ async fn cache_tables(
         }
         debug!(table, files = files.len(), seconds = started.elapsed().as_secs_f64(), "read into memory");
     }
-    Ok(())
+    Ok(new_rows)
 }
 
 /// The first partition value `<table>` holds when periods from `year` on are recomputed: a week of `year` may
