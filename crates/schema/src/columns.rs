@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanBuilder, Decimal128Builder, DictionaryArray, Float64Builder, Int8Builder, Int64Builder,
+    Array, ArrayRef, BooleanBuilder, Decimal128Builder, DictionaryArray, Float64Builder, Int8Builder, Int64Builder,
     MapBuilder, MapFieldNames, StringArray, StringBuilder, StringDictionaryBuilder, TimestampMicrosecondBuilder,
 };
 use arrow::datatypes::{DataType, Field as ArrowField, Int8Type, Int32Type, Schema, SchemaRef, TimeUnit};
@@ -191,19 +191,48 @@ impl ColumnBuilder {
         }
     }
 
+    /// Takes the column built so far and leaves the builder empty, with room for as many rows again.
+    ///
+    /// Arrow's `finish` hands the builder's buffers to the array and leaves it without capacity, so
+    /// without the reservation every batch would grow its buffers again from nothing. The map column
+    /// (allocation shares of the small monthly staff table) is left to grow as it goes.
     pub(crate) fn finish(&mut self) -> Result<ArrayRef, ArrowError> {
         Ok(match self {
             ColumnBuilder::Dictionary { keys, values } => {
-                Arc::new(DictionaryArray::<Int8Type>::try_new(keys.finish(), values.clone())?)
+                let array = keys.finish();
+                *keys = Int8Builder::with_capacity(array.len());
+                Arc::new(DictionaryArray::<Int8Type>::try_new(array, values.clone())?)
             }
-            ColumnBuilder::Utf8(b) => Arc::new(b.finish()),
-            ColumnBuilder::Timestamp(b) => Arc::new(b.finish().with_timezone(UTC)),
-            ColumnBuilder::Int64(b) => Arc::new(b.finish()),
+            ColumnBuilder::Utf8(b) => {
+                let array = b.finish();
+                *b = StringBuilder::with_capacity(array.len(), array.value_data().len());
+                Arc::new(array)
+            }
+            ColumnBuilder::Timestamp(b) => {
+                let array = b.finish();
+                *b = TimestampMicrosecondBuilder::with_capacity(array.len());
+                Arc::new(array.with_timezone(UTC))
+            }
+            ColumnBuilder::Int64(b) => {
+                let array = b.finish();
+                *b = Int64Builder::with_capacity(array.len());
+                Arc::new(array)
+            }
             ColumnBuilder::Decimal { builder, scale } => {
-                Arc::new(builder.finish().with_precision_and_scale(DECIMAL_PRECISION, *scale)?)
+                let array = builder.finish();
+                *builder = Decimal128Builder::with_capacity(array.len());
+                Arc::new(array.with_precision_and_scale(DECIMAL_PRECISION, *scale)?)
             }
-            ColumnBuilder::Float64(b) => Arc::new(b.finish()),
-            ColumnBuilder::Bool(b) => Arc::new(b.finish()),
+            ColumnBuilder::Float64(b) => {
+                let array = b.finish();
+                *b = Float64Builder::with_capacity(array.len());
+                Arc::new(array)
+            }
+            ColumnBuilder::Bool(b) => {
+                let array = b.finish();
+                *b = BooleanBuilder::with_capacity(array.len());
+                Arc::new(array)
+            }
             ColumnBuilder::Shares { builder, .. } => Arc::new(builder.finish()),
         })
     }
