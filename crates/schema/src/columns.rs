@@ -5,9 +5,12 @@ use std::sync::Arc;
 
 use arrow::array::{
     Array, ArrayRef, BooleanBuilder, Decimal128Builder, DictionaryArray, Float64Builder, Int8Builder, Int64Builder,
-    MapBuilder, MapFieldNames, StringArray, StringBuilder, StringDictionaryBuilder, TimestampMicrosecondBuilder,
+    MapBuilder, MapFieldNames, PrimitiveArray, PrimitiveBuilder, StringArray, StringBuilder, StringDictionaryBuilder,
+    TimestampMicrosecondBuilder,
 };
-use arrow::datatypes::{DataType, Field as ArrowField, Int8Type, Int32Type, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{
+    ArrowPrimitiveType, DataType, Field as ArrowField, Int8Type, Int32Type, Schema, SchemaRef, TimeUnit,
+};
 use arrow::error::ArrowError;
 
 use crate::contract::{Field, FieldKind};
@@ -199,35 +202,19 @@ impl ColumnBuilder {
     pub(crate) fn finish(&mut self) -> Result<ArrayRef, ArrowError> {
         Ok(match self {
             ColumnBuilder::Dictionary { keys, values } => {
-                let array = keys.finish();
-                *keys = Int8Builder::with_capacity(array.len());
-                Arc::new(DictionaryArray::<Int8Type>::try_new(array, values.clone())?)
+                Arc::new(DictionaryArray::<Int8Type>::try_new(finish_keeping_room(keys), values.clone())?)
             }
             ColumnBuilder::Utf8(b) => {
                 let array = b.finish();
                 *b = StringBuilder::with_capacity(array.len(), array.value_data().len());
                 Arc::new(array)
             }
-            ColumnBuilder::Timestamp(b) => {
-                let array = b.finish();
-                *b = TimestampMicrosecondBuilder::with_capacity(array.len());
-                Arc::new(array.with_timezone(UTC))
-            }
-            ColumnBuilder::Int64(b) => {
-                let array = b.finish();
-                *b = Int64Builder::with_capacity(array.len());
-                Arc::new(array)
-            }
+            ColumnBuilder::Timestamp(b) => Arc::new(finish_keeping_room(b).with_timezone(UTC)),
+            ColumnBuilder::Int64(b) => Arc::new(finish_keeping_room(b)),
             ColumnBuilder::Decimal { builder, scale } => {
-                let array = builder.finish();
-                *builder = Decimal128Builder::with_capacity(array.len());
-                Arc::new(array.with_precision_and_scale(DECIMAL_PRECISION, *scale)?)
+                Arc::new(finish_keeping_room(builder).with_precision_and_scale(DECIMAL_PRECISION, *scale)?)
             }
-            ColumnBuilder::Float64(b) => {
-                let array = b.finish();
-                *b = Float64Builder::with_capacity(array.len());
-                Arc::new(array)
-            }
+            ColumnBuilder::Float64(b) => Arc::new(finish_keeping_room(b)),
             ColumnBuilder::Bool(b) => {
                 let array = b.finish();
                 *b = BooleanBuilder::with_capacity(array.len());
@@ -236,6 +223,14 @@ impl ColumnBuilder {
             ColumnBuilder::Shares { builder, .. } => Arc::new(builder.finish()),
         })
     }
+}
+
+/// Finishes a primitive column and leaves its builder with room for as many values again (see
+/// [`ColumnBuilder::finish`]).
+pub(crate) fn finish_keeping_room<T: ArrowPrimitiveType>(builder: &mut PrimitiveBuilder<T>) -> PrimitiveArray<T> {
+    let array = builder.finish();
+    *builder = PrimitiveBuilder::with_capacity(array.len());
+    array
 }
 
 /// Builder of the `source` lineage column.

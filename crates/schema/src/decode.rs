@@ -15,7 +15,7 @@ use foldhash::fast::FixedState;
 use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use crate::columns::{ColumnBuilder, SourceBuilder, Staged};
+use crate::columns::{ColumnBuilder, SourceBuilder, Staged, finish_keeping_room};
 use crate::contract::{Contract, CrossCheck, EventSchema, Field, FieldKind, Granularity};
 use crate::privacy::Pseudonymiser;
 use crate::rejection::{Rejection, rule};
@@ -459,9 +459,9 @@ impl Decoder {
             let mut arrays: Vec<ArrayRef> =
                 table.columns.iter_mut().map(ColumnBuilder::finish).collect::<Result<_, _>>()?;
             arrays.push(Arc::new(table.source.finish()));
-            let rows = table.partition_keys.len();
-            arrays.push(Arc::new(std::mem::replace(&mut table.offset, Int64Builder::with_capacity(rows)).finish()));
+            arrays.push(Arc::new(finish_keeping_room(&mut table.offset)));
             let batch = RecordBatch::try_new(schema.arrow_schema().clone(), arrays)?;
+            let rows = table.partition_keys.len();
             let partition_keys = std::mem::replace(&mut table.partition_keys, Vec::with_capacity(rows));
             out.push(DecodedBatch { event, batch, partition_keys });
         }
