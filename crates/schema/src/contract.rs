@@ -152,6 +152,21 @@ pub enum FieldKind {
     },
 }
 
+impl FieldKind {
+    /// Whether the field's JSON value is a string.
+    pub fn is_string(&self) -> bool {
+        matches!(
+            self,
+            FieldKind::ConstString(_)
+                | FieldKind::String { .. }
+                | FieldKind::Uuid
+                | FieldKind::Enum(_)
+                | FieldKind::Timestamp
+                | FieldKind::YearMonth
+        )
+    }
+}
+
 /// A rule over several fields (`x-permitflow-rules`).
 #[derive(Debug, Clone)]
 pub struct CrossRule {

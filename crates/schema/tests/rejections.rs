@@ -146,6 +146,25 @@ fn a_wrongly_typed_field_is_rejected() {
 }
 
 #[test]
+fn a_string_field_given_another_json_value_is_rejected_and_the_kind_named() {
+    let cases = [
+        ("unit", json!(7), "a number"),
+        ("outcome", json!(-1.5), "a number"),
+        ("occurred_at", json!(true), "a boolean"),
+        ("event_id", json!({"id": "3f1c2a9e-6a7b-4c1d-9e2f-0a1b2c3d4e5f"}), "an object"),
+        ("decision_id", json!(["D1"]), "an array"),
+        ("unit", Value::Null, "null"),
+    ];
+    for (field, value, kind) in cases {
+        let line = with("decision.made", field, Some(value));
+        let rejection = decode(&line).expect_err("must be rejected");
+        assert_eq!((&*rejection.rule, rejection.field.as_deref()), ("wrong_type", Some(field)), "{rejection:?}");
+        assert_eq!(rejection.message, format!("expected a string, got {kind}"));
+    }
+    assert_eq!(decode(&with("decision.made", "producer", Some(Value::Null))), Ok(1), "an optional string may be null");
+}
+
+#[test]
 fn an_unknown_event_type_is_rejected() {
     assert_rejected(
         &with("decision.made", "event_type", Some(json!("decision.unmade"))),
