@@ -587,7 +587,8 @@ impl<'de> Visitor<'de> for Members<'_, 'de> {
 /// The value of a member whose fields are all strings, read in the same pass that locates it.
 ///
 /// A string becomes [`Member::Text`]. Any other value, which its field will reject, becomes a JSON text of
-/// the same kind: the rejection names only the kind.
+/// the same kind: the rejection names only the kind. (A number beyond the range of `f64` here is
+/// rejected by serde_json as invalid JSON instead.)
 struct TextValue;
 
 impl<'de> DeserializeSeed<'de> for TextValue {
@@ -740,7 +741,7 @@ fn parse_timestamp(s: &str, field: &str) -> Result<i64, Rejection> {
 /// since the epoch, in UTC; `None` for any other text (chrono's parser then decides).
 ///
 /// chrono checks the calendar (days in the month, hours, minutes); this only reads the digits in their
-/// fixed places, which is a fifth of the cost of chrono's general parser. Leap seconds (`:60`) and
+/// fixed places, which costs fewer instructions than chrono's general parser. Leap seconds (`:60`) and
 /// offsets beyond ±23:59 are left to chrono.
 fn common_shape_micros(s: &str) -> Option<i64> {
     let b = s.as_bytes();
