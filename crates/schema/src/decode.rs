@@ -942,38 +942,55 @@ mod tests {
         assert_eq!(parse_decimal("\"5\"", 2, "f").map_err(|r| r.rule), Err(rule::WRONG_TYPE.into()));
     }
 
-    #[test]
-    fn a_decoder_finished_and_reused_builds_the_same_batches_again() {
+    /// A generated year at 1 % scale (about 3,900 valid events), one line each.
+    fn generated_year() -> Vec<u8> {
         let config = permitflow_gen::GenConfig { scale: 0.01, ..permitflow_gen::GenConfig::default() };
         let mut input = Vec::new();
         permitflow_gen::generate_year(&config, config.start_year, &mut input).expect("generate");
-        let mut decoder = Decoder::new(Contract::embedded().expect("contract"), Pseudonymiser::development());
-        let mut decode_all = || {
-            for (i, line) in input.split(|b| *b == b'\n').filter(|l| !l.is_empty()).enumerate() {
-                decoder
-                    .decode(line, Position { source: "file:test", offset: i as i64 + 1 })
-                    .expect("generated lines are valid");
-            }
-            decoder.finish().expect("finish")
-        };
-        let first = decode_all();
-        let second = decode_all();
+        input
+    }
+
+    fn lines(input: &[u8]) -> impl Iterator<Item = &[u8]> {
+        input.split(|b| *b == b'\n').filter(|l| !l.is_empty())
+    }
+
+    /// Decodes valid lines and takes the batches.
+    fn decode_all<'l>(decoder: &mut Decoder, lines: impl Iterator<Item = &'l [u8]>) -> Vec<DecodedBatch> {
+        for (i, line) in lines.enumerate() {
+            decoder
+                .decode(line, Position { source: "file:test", offset: i as i64 + 1 })
+                .expect("generated lines are valid");
+        }
+        decoder.finish().expect("finish")
+    }
+
+    #[track_caller]
+    fn assert_same_batches(first: &[DecodedBatch], second: &[DecodedBatch]) {
         assert_eq!(first.len(), 6, "every event table has rows");
-        for (a, b) in first.iter().zip(&second) {
+        for (a, b) in first.iter().zip(second) {
             assert_eq!((a.event, &a.batch, &a.partition_keys), (b.event, &b.batch, &b.partition_keys));
         }
+    }
+
+    fn decoder() -> Decoder {
+        Decoder::new(Contract::embedded().expect("contract"), Pseudonymiser::development())
+    }
+
+    #[test]
+    fn a_decoder_finished_and_reused_builds_the_same_batches_again() {
+        let input = generated_year();
+        let mut decoder = decoder();
+        let first = decode_all(&mut decoder, lines(&input));
+        let second = decode_all(&mut decoder, lines(&input));
+        assert_same_batches(&first, &second);
     }
 
     /// Lines without a backslash have their strings read while the members are located; lines with one
     /// go through the raw-text path. Both must build the same rows.
     #[test]
     fn strings_read_while_locating_equal_strings_read_from_raw_text() {
-        let config = permitflow_gen::GenConfig { scale: 0.01, ..permitflow_gen::GenConfig::default() };
-        let mut input = Vec::new();
-        permitflow_gen::generate_year(&config, config.start_year, &mut input).expect("generate");
-        let lines: Vec<&[u8]> = input.split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
-        let escaped: Vec<Vec<u8>> = lines
-            .iter()
+        let input = generated_year();
+        let escaped: Vec<Vec<u8>> = lines(&input)
             .map(|line| {
                 assert!(!line.contains(&b'\\'), "generated lines have no escapes");
                 let mut line = line[..line.len() - 1].to_vec();
@@ -981,21 +998,9 @@ mod tests {
                 line
             })
             .collect();
-        let decode_all = |lines: &mut dyn Iterator<Item = &[u8]>| {
-            let mut decoder = Decoder::new(Contract::embedded().expect("contract"), Pseudonymiser::development());
-            for (i, line) in lines.enumerate() {
-                decoder
-                    .decode(line, Position { source: "file:test", offset: i as i64 + 1 })
-                    .expect("generated lines are valid");
-            }
-            decoder.finish().expect("finish")
-        };
-        let plain = decode_all(&mut lines.iter().copied());
-        let raw = decode_all(&mut escaped.iter().map(Vec::as_slice));
-        assert_eq!(plain.len(), 6, "every event table has rows");
-        for (a, b) in plain.iter().zip(&raw) {
-            assert_eq!((a.event, &a.batch, &a.partition_keys), (b.event, &b.batch, &b.partition_keys));
-        }
+        let plain = decode_all(&mut decoder(), lines(&input));
+        let raw = decode_all(&mut decoder(), escaped.iter().map(Vec::as_slice));
+        assert_same_batches(&plain, &raw);
     }
 
     #[test]
