@@ -9,13 +9,14 @@
 -- these tables never see uncommitted data. Event tables may hold a resent event twice: count
 -- DISTINCT event_id, as the marts do (pipelines/models/_views.sql).
 
--- Event tables, Hive-partitioned by the UTC event date (staff and costs by their month).
-CREATE EXTERNAL TABLE applications STORED AS PARQUET PARTITIONED BY (event_date) LOCATION 'warehouse/events/applications/';
-CREATE EXTERNAL TABLE decisions STORED AS PARQUET PARTITIONED BY (event_date) LOCATION 'warehouse/events/decisions/';
-CREATE EXTERNAL TABLE appeals STORED AS PARQUET PARTITIONED BY (event_date) LOCATION 'warehouse/events/appeals/';
+-- Event tables, Hive-partitioned by the UTC month of occurred_at (event_month=YYYY-MM; staff and costs by
+-- their accounting month). Rows are sorted by occurred_at in each file; event_date is the UTC date.
+CREATE EXTERNAL TABLE applications STORED AS PARQUET PARTITIONED BY (event_month) LOCATION 'warehouse/events/applications/';
+CREATE EXTERNAL TABLE decisions STORED AS PARQUET PARTITIONED BY (event_month) LOCATION 'warehouse/events/decisions/';
+CREATE EXTERNAL TABLE appeals STORED AS PARQUET PARTITIONED BY (event_month) LOCATION 'warehouse/events/appeals/';
 CREATE EXTERNAL TABLE staff STORED AS PARQUET PARTITIONED BY (month) LOCATION 'warehouse/events/staff/';
 CREATE EXTERNAL TABLE costs STORED AS PARQUET PARTITIONED BY (month) LOCATION 'warehouse/events/costs/';
-CREATE EXTERNAL TABLE appointments STORED AS PARQUET PARTITIONED BY (event_date) LOCATION 'warehouse/events/appointments/';
+CREATE EXTERNAL TABLE appointments STORED AS PARQUET PARTITIONED BY (event_month) LOCATION 'warehouse/events/appointments/';
 
 -- Rejected input: source file and line, event type, rule, field, message (no payload).
 CREATE EXTERNAL TABLE _rejections STORED AS PARQUET LOCATION 'warehouse/_rejections/';

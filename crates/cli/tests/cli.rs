@@ -147,7 +147,7 @@ fn fingerprint(wh: &str) -> String {
 #[test]
 fn ingest_killed_again_and_again_loses_nothing_and_stores_nothing_twice() {
     let dir = tempfile::tempdir().expect("dir");
-    let input = generate(dir.path(), "0.1");
+    let input = generate(dir.path(), "0.2");
     let clean = dir.path().join("clean").display().to_string();
     ok(permitflow(&["ingest", "--warehouse", &clean]).arg(&input).env("PERMITFLOW__PRIVACY__KEY", KEY));
 
@@ -159,7 +159,7 @@ fn ingest_killed_again_and_again_loses_nothing_and_stores_nothing_twice() {
         |kills| Duration::from_millis(150 + 97 * u64::from(kills % 7)),
         || {
             let mut command = permitflow(&["ingest", "--warehouse", &killed]);
-            command.arg(&input).env("PERMITFLOW__PRIVACY__KEY", KEY).env("PERMITFLOW__INGEST__BATCH_LINES", "3000");
+            command.arg(&input).env("PERMITFLOW__PRIVACY__KEY", KEY).env("PERMITFLOW__INGEST__BATCH_LINES", "200");
             command
         },
     );
@@ -218,8 +218,11 @@ fn files_per_partition(warehouse: &Path) -> Vec<(std::path::PathBuf, usize)> {
 #[test]
 fn compaction_killed_again_and_again_loses_nothing_and_stores_nothing_twice() {
     let dir = tempfile::tempdir().expect("dir");
-    let input = generate(dir.path(), "0.1");
-    // Four interleaved parts: every day of every table gets a file from each.
+    // Ten years: 721 month partitions, rewritten 16 to a commit.
+    let input = dir.path().join("input");
+    let input_arg = input.display().to_string();
+    ok(permitflow(&["generate", "--out", &input_arg, "--scale", "0.1", "--years", "10", "--malformed", "0.002"]));
+    // Four interleaved parts: every month of every table gets a file from each.
     let parts = dir.path().join("parts");
     std::fs::create_dir_all(&parts).expect("mkdir");
     let mut lines = Vec::new();

@@ -55,6 +55,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         generated.bytes as f64 / 1e6,
         started.elapsed().as_secs_f64()
     );
+    print_layout(&warehouse);
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let config = MetricsConfig::default();
@@ -92,6 +93,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
          ({total_s:.1} s with start-up and mart counts)"
     );
     Ok(())
+}
+
+/// The files the readers open: the live event files (and rejection files) with their count and size.
+fn print_layout(warehouse: &Warehouse) {
+    let live = warehouse.log().live_files();
+    let (events, rejections): (Vec<_>, Vec<_>) = live.iter().partition(|(_, f)| f.path.starts_with("events/"));
+    let bytes =
+        |files: &[&(u64, &permitflow_warehouse::CommittedFile)]| files.iter().map(|(_, f)| f.bytes).sum::<u64>();
+    let event_bytes = bytes(&events);
+    println!(
+        "layout:      {} event files, {:.0} MB (average {:.0} KB); {} rejection files",
+        events.len(),
+        event_bytes as f64 / 1e6,
+        event_bytes as f64 / 1e3 / events.len().max(1) as f64,
+        rejections.len()
+    );
 }
 
 /// Where a materialisation's time went: the shared views (the rest) and each mart.

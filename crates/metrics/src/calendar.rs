@@ -1,5 +1,6 @@
-//! The periods of the warehouse, read from the commit log without scanning data: every committed event
-//! file sits in a partition of its UTC event date (`event_date=YYYY-MM-DD`) or month (`month=YYYY-MM`).
+//! The periods of the warehouse, read from the commit log without scanning data: every committed file of
+//! a table with an event date records its first and last UTC event date, and every other event file sits in
+//! a partition of its accounting month (`month=YYYY-MM`).
 //!
 //! Month and year periods run from the first to the last month with any event; ISO weeks from the week of
 //! the first to the week of the last event date (a month-partitioned event counts as the month's first day).
@@ -25,12 +26,16 @@ pub struct Calendar {
     pub last_day: NaiveDate,
 }
 
-/// The event day a committed file's partition stands for, if it is an event file.
-pub fn file_day(file: &CommittedFile) -> Option<NaiveDate> {
+/// The first and last event day of a committed file, if it is an event file: its recorded event dates, or
+/// the first day of its partition's month (staff and costs).
+pub fn file_days(file: &CommittedFile) -> Option<[NaiveDate; 2]> {
+    let parse = |day: &str| NaiveDate::parse_from_str(day, "%Y-%m-%d").ok();
+    if let Some([first, last]) = &file.event_dates {
+        return Some([parse(first)?, parse(last)?]);
+    }
     let partition = file.path.split('/').find_map(|segment| segment.split_once('='))?;
     match partition {
-        ("event_date", day) => NaiveDate::parse_from_str(day, "%Y-%m-%d").ok(),
-        ("month", month) => NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d").ok(),
+        ("month", month) => parse(&format!("{month}-01")).map(|day| [day, day]),
         _ => None,
     }
 }
@@ -53,7 +58,7 @@ impl Calendar {
 
     /// The calendar of these committed files (`None` when there is no event file).
     pub fn of<'a>(files: impl IntoIterator<Item = &'a CommittedFile>) -> Option<Calendar> {
-        let days: BTreeSet<NaiveDate> = files.into_iter().filter_map(file_day).collect();
+        let days: BTreeSet<NaiveDate> = files.into_iter().filter_map(file_days).flatten().collect();
         Some(Calendar { first_day: *days.first()?, last_day: *days.last()? })
     }
 
@@ -155,16 +160,17 @@ fn register(ctx: &SessionContext, name: &str, schema: Schema, columns: Vec<Array
 mod tests {
     use super::*;
 
-    fn file(path: &str) -> CommittedFile {
-        CommittedFile { table: "t".into(), path: path.into(), rows: 1, bytes: 1 }
+    fn file(path: &str, event_dates: Option<[&str; 2]>) -> CommittedFile {
+        let event_dates = event_dates.map(|days| days.map(str::to_string));
+        CommittedFile { table: "t".into(), path: path.into(), rows: 1, bytes: 1, event_dates }
     }
 
     #[test]
-    fn range_comes_from_partition_paths_and_ignores_rejections() {
+    fn range_comes_from_event_dates_and_month_paths_and_ignores_rejections() {
         let files = [
-            file("events/decisions/event_date=2024-02-29/part-1.parquet"),
-            file("events/staff/month=2023-12/part-2.parquet"),
-            file("_rejections/part-3.parquet"),
+            file("events/decisions/event_month=2024-02/part-1.parquet", Some(["2024-02-03", "2024-02-29"])),
+            file("events/staff/month=2023-12/part-2.parquet", None),
+            file("_rejections/part-3.parquet", None),
         ];
         let calendar = Calendar::of(&files).expect("has events");
         assert_eq!(calendar.first_day, NaiveDate::from_ymd_opt(2023, 12, 1).expect("date"));

@@ -1,6 +1,6 @@
 //! Committed Parquet files read straight into memory with the columns a session needs.
 //!
-//! A warehouse holds one file per table and day, so a scan of a whole table opens thousands of small files;
+//! A warehouse holds at least one file per table and month, so a scan of a whole table opens hundreds of files;
 //! DataFusion's listing scan pays its per-file set-up (listing, footers, statistics, pruning) for each, while
 //! the commit log already names every live file. Materialisation reads the files it needs here, on every
 //! core, and hands DataFusion the rows as memory tables.
@@ -22,7 +22,7 @@ use crate::MetricsError;
 const READ_BATCH_ROWS: usize = 64 * 1024;
 
 /// The columns of `schema` from the Parquet file at `path`, cast to the schema's types; a column the file
-/// lacks is a Hive partition of `partition_path` (`…/event_date=2026-03-01/…`), the same on every row.
+/// lacks is a Hive partition of `partition_path` (`…/event_month=2026-03/…`), the same on every row.
 pub(crate) fn read_columns(
     path: &Path,
     schema: &SchemaRef,
@@ -152,8 +152,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let stored = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
         let mut paths = Vec::new();
-        for (day, rows) in [("2026-03-01", BATCH_ROWS as i64), ("2026-03-02", 5)] {
-            let path = format!("events/t/event_date={day}/part-1.parquet");
+        for (month, rows) in [("2026-03", BATCH_ROWS as i64), ("2026-04", 5)] {
+            let path = format!("events/t/event_month={month}/part-1.parquet");
             std::fs::create_dir_all(dir.path().join(&path).parent().expect("parent")).expect("mkdir");
             let file = std::fs::File::create(dir.path().join(&path)).expect("create");
             let mut writer = ArrowWriter::try_new(file, stored.clone(), None).expect("writer");
@@ -165,7 +165,7 @@ mod tests {
         }
         let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
         let schema = Arc::new(Schema::new(vec![
-            Field::new("event_date", DataType::Utf8, false),
+            Field::new("event_month", DataType::Utf8, false),
             Field::new("n", DataType::Int64, false),
         ]));
         let partitions = read_files(dir.path(), &paths, &schema, 2).expect("read");
@@ -173,7 +173,7 @@ mod tests {
         let batches: Vec<&RecordBatch> = partitions.iter().flatten().collect();
         assert_eq!(batches.iter().map(|b| b.num_rows()).collect::<Vec<_>>(), [BATCH_ROWS, 5]);
         let last = batches[1];
-        assert!(last.column(0).as_string::<i32>().iter().all(|d| d == Some("2026-03-02")));
+        assert!(last.column(0).as_string::<i32>().iter().all(|d| d == Some("2026-04")));
         assert_eq!(last.column(1).as_primitive::<Int64Type>().values().iter().sum::<i64>(), 10);
         let empty = read_files(dir.path(), &[], &schema, 2).expect("read nothing");
         assert_eq!(empty.len(), 1, "a table without files is one empty partition");
@@ -181,8 +181,8 @@ mod tests {
 
     #[test]
     fn partition_value_is_read_from_the_hive_segment_of_the_path() {
-        let path = "events/applications/event_date=2026-03-01/part-00001.parquet";
-        assert_eq!(partition_value(path, "event_date"), Some("2026-03-01"));
+        let path = "events/applications/event_month=2026-03/part-00001.parquet";
+        assert_eq!(partition_value(path, "event_month"), Some("2026-03"));
         assert_eq!(partition_value(path, "month"), None);
     }
 }

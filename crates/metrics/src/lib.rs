@@ -167,8 +167,8 @@ pub fn load_targets(warehouse: &Warehouse, config: &MetricsConfig) -> Result<Tar
     Targets::load(config.targets_file.as_deref(), &permit_types)
 }
 
-/// Parquet footers and page indexes kept per session. A warehouse holds one file per table and day (about
-/// 15,000 files for ten years), each footer read again by every scan once it fell out of DataFusion's
+/// Parquet footers and page indexes kept per session. A warehouse holds one file per table and month or more
+/// (several thousand files for ten years between compactions), each footer read again by every scan once it fell out of DataFusion's
 /// default 50 MiB cache; ten years' footers take about 120 MiB.
 const METADATA_CACHE_BYTES: usize = 512 << 20;
 /// Directory listings kept per session (DataFusion's default, 1 MiB, holds about 5,000 files).
@@ -412,7 +412,7 @@ fn fingerprint(targets: &Targets) -> String {
 }
 
 /// The event tables the shared views and the models read, each with the columns they read: read from
-/// Parquet once per materialisation and kept in memory. A warehouse holds one file per table and day, and
+/// Parquet once per materialisation and kept in memory. A warehouse holds one file per table and month or more, and
 /// each scan of a table pays for every file again; the views and models read most tables four or five times.
 /// In a full materialisation `<table>` and `all_<table>` are the same cached table; in an incremental one only
 /// `<table>` (the years being recomputed) is cached, and `all_<table>` is read where a view needs the whole
@@ -609,15 +609,21 @@ async fn cache_tables(
     Ok(new_rows)
 }
 
-/// The first partition value `<table>` holds when periods from `year` on are recomputed: a week of `year` may
-/// start in the last days of the year before.
+/// The first partition value `<table>` holds when periods from `year` on are recomputed: the month of
+/// [`first_recomputed_day`] for tables partitioned by event month, January of `year` for staff and costs
+/// (partitioned by the accounting month they report).
 fn partition_bound(event: &permitflow_schema::EventSchema, year: i32) -> String {
-    if event.partition.column == "month" { format!("{year}-01") } else { first_recomputed_day(year) }
+    if event.partition.date_column.is_some() {
+        first_recomputed_day(year)[..7].to_string()
+    } else {
+        format!("{year}-01")
+    }
 }
 
-/// The first event day the tables partitioned by day hold when periods from `year` on are recomputed.
+/// The first event day the tables partitioned by event month hold when periods from `year` on are
+/// recomputed: a week of `year` may start in the last days of the year before, so its December is read too.
 fn first_recomputed_day(year: i32) -> String {
-    format!("{}-12-25", year - 1)
+    format!("{}-12-01", year - 1)
 }
 
 /// Computes `view` (only `columns` of it, unless empty) and replaces it by the result in memory.
@@ -669,7 +675,7 @@ fn touched_from_year(
     after: Option<&Calendar>,
 ) -> Result<Option<i32>, MetricsError> {
     let mut years: BTreeSet<i32> =
-        new_files.iter().filter_map(|f| calendar::file_day(f)).flat_map(calendar::years_of).collect();
+        new_files.iter().filter_map(|f| calendar::file_days(f)).flatten().flat_map(calendar::years_of).collect();
     for file in new_files.iter().filter(|f| f.table == REJECTIONS_TABLE) {
         if let Some(day) = earliest_rejection_day(&warehouse.root().join(&file.path))? {
             years.insert(day.year());

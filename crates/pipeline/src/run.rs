@@ -5,7 +5,7 @@
 //! [`FlushConfig::max_bytes`] or [`FlushConfig::max_age_ms`], when all together reach
 //! [`FlushConfig::max_buffered_bytes`], when one reaches its end in `--stop-at-end` mode, and on shutdown.
 //! A flush seals every non-empty buffer and hands them, as one commit, to the flush thread, which writes
-//! the rows of all partitions in one file per table and day (the files are as few and as large as the
+//! the rows of all partitions in one file per table and month (the files are as few and as large as the
 //! buffers allow: file count, not bytes, dominated the cost of a flush), sends the dead letters and waits
 //! for their acknowledgement, and commits the files with the offset ranges they cover; the warehouse
 //! refuses a range that another instance committed first. Meanwhile the consumer fills the next buffers,

@@ -204,24 +204,19 @@ pub enum CrossCheck {
     },
 }
 
-/// Hive partitioning of a table.
+/// Hive partitioning of a table: one partition per month (`column=YYYY-MM`, UTC).
+///
+/// Event tables are partitioned by the month of `occurred_at`, staff and costs by their accounting `month`:
+/// a day per partition made files of a few kilobytes, and every reader pays per file.
 #[derive(Debug, Clone)]
 pub struct PartitionSpec {
-    /// Partition column name in the path (`event_date`, `month`).
+    /// Partition column name in the path (`event_month`, `month`).
     pub column: String,
-    /// Index of the field the partition value comes from.
+    /// Index of the field the partition value comes from: a timestamp (its UTC month) or a `YYYY-MM` month.
     pub from: usize,
-    /// Day or month partitions.
-    pub granularity: Granularity,
-}
-
-/// Size of a partition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Granularity {
-    /// One partition per UTC day, key = days since 1970-01-01.
-    Day,
-    /// One partition per month, key = year × 12 + month − 1.
-    Month,
+    /// A stored column that holds the UTC date (`YYYY-MM-DD`) of the timestamp `from`, if the table has one
+    /// (`event_date`): the day that day filters and the models group by, kept beside the month partition.
+    pub date_column: Option<String>,
 }
 
 impl PartitionSpec {
@@ -230,25 +225,13 @@ impl PartitionSpec {
         format!("{}={}", self.column, self.value(key))
     }
 
-    /// The partition value of a key as written in paths: `2024-03-01` or `2024-03`.
+    /// The partition value of a key (year × 12 + month − 1) as written in paths: `2024-03`.
     pub fn value(&self, key: i32) -> String {
-        match self.granularity {
-            Granularity::Day => {
-                let date =
-                    NaiveDate::from_num_days_from_ce_opt(key + UNIX_EPOCH_DAYS_FROM_CE).unwrap_or(NaiveDate::MIN);
-                date.format("%Y-%m-%d").to_string()
-            }
-            Granularity::Month => {
-                format!("{:04}-{:02}", key.div_euclid(12), key.rem_euclid(12) + 1)
-            }
-        }
+        format!("{:04}-{:02}", key.div_euclid(12), key.rem_euclid(12) + 1)
     }
 }
 
-/// Days from 0001-01-01 (CE day 1) to 1970-01-01.
-pub(crate) const UNIX_EPOCH_DAYS_FROM_CE: i32 = 719_163;
-
-/// The month key of a date, as used for [`Granularity::Month`].
+/// The partition key of a date's month (see [`PartitionSpec::value`]).
 pub fn month_key(date: NaiveDate) -> i32 {
     date.year() * 12 + date.month0() as i32
 }
@@ -448,18 +431,26 @@ fn compile_event(resolver: &Resolver<'_>, file: &'static str, doc: &Value) -> Re
                 .ok_or_else(|| invalid(file, format!("/x-permitflow-partition/{key}"), "must be a string"))
         };
         let from = index_of(text("from")?, "/x-permitflow-partition/from")?;
-        let granularity = match (text("granularity")?, &fields[from].kind) {
-            ("day", FieldKind::Timestamp) => Granularity::Day,
-            ("month", FieldKind::YearMonth) => Granularity::Month,
+        match (text("granularity")?, &fields[from].kind) {
+            ("month", FieldKind::Timestamp | FieldKind::YearMonth) => {}
             (g, k) => {
                 return Err(invalid(
                     file,
                     "/x-permitflow-partition",
-                    format!("granularity `{g}` does not fit field type {k:?}"),
+                    format!(
+                        "granularity `{g}` does not fit field type {k:?} (partitions are months of a timestamp or a month field)"
+                    ),
                 ));
             }
+        }
+        let date_column = match p.get("date_column") {
+            None => None,
+            Some(_) if fields[from].kind != FieldKind::Timestamp => {
+                return Err(invalid(file, "/x-permitflow-partition/date_column", "needs a timestamp `from` field"));
+            }
+            Some(_) => Some(text("date_column")?.to_string()),
         };
-        PartitionSpec { column: text("column")?.to_string(), from, granularity }
+        PartitionSpec { column: text("column")?.to_string(), from, date_column }
     };
 
     let mut rules = Vec::new();
@@ -608,7 +599,7 @@ mod tests {
             (
                 "x.schema.json",
                 r#"{"x-permitflow-table":"x","allOf":[{"$ref":"envelope.schema.json"}],
-                    "x-permitflow-partition":{"column":"d","from":"t","granularity":"day"},
+                    "x-permitflow-partition":{"column":"d","from":"t","granularity":"month"},
                     "properties":{"event_type":{"const":"x"},"t":{"type":"string","format":"date-time","pattern":"^2"}}}"#,
             ),
         ];
@@ -621,9 +612,10 @@ mod tests {
         let contract = Contract::embedded().expect("compiles");
         let apps = contract.table("applications").expect("applications");
         let date = NaiveDate::from_ymd_opt(2024, 2, 29).expect("date");
-        let key = date.num_days_from_ce() - UNIX_EPOCH_DAYS_FROM_CE;
-        assert_eq!(apps.partition.dir_name(key), "event_date=2024-02-29");
+        assert_eq!(apps.partition.dir_name(month_key(date)), "event_month=2024-02");
+        assert_eq!(apps.partition.date_column.as_deref(), Some("event_date"));
         let staff = contract.table("staff").expect("staff");
         assert_eq!(staff.partition.dir_name(month_key(date)), "month=2024-02");
+        assert_eq!(staff.partition.date_column, None);
     }
 }

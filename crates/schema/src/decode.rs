@@ -16,7 +16,7 @@ use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, IgnoredAny, Ma
 use serde_json::value::RawValue;
 
 use crate::columns::{ColumnBuilder, SourceBuilder, Staged, finish_keeping_room};
-use crate::contract::{Contract, CrossCheck, EventSchema, Field, FieldKind, Granularity};
+use crate::contract::{Contract, CrossCheck, EventSchema, Field, FieldKind, month_key};
 use crate::privacy::Pseudonymiser;
 use crate::rejection::{Rejection, rule};
 use crate::{MAX_EVENT_BYTES, SchemaError};
@@ -37,7 +37,7 @@ pub struct DecodedBatch {
     pub event: usize,
     /// The rows, in the table's Arrow schema.
     pub batch: RecordBatch,
-    /// The Hive partition key of every row (see [`crate::Granularity`]).
+    /// The Hive partition key of every row: its month (see [`crate::PartitionSpec::value`]).
     pub partition_keys: Vec<i32>,
 }
 
@@ -313,10 +313,15 @@ impl Decoder {
             staged.push(value);
         }
         check_cross_rules(schema, staged).map_err(with_context)?;
-        let partition_key = match (&staged[schema.partition.from], schema.partition.granularity) {
-            (Staged::Timestamp(micros), Granularity::Day) => micros.div_euclid(MICROS_PER_DAY) as i32,
-            (Staged::Month { key, .. }, Granularity::Month) => *key,
-            (other, _) => {
+        let partition_key = match &staged[schema.partition.from] {
+            Staged::Timestamp(micros) => DateTime::from_timestamp_micros(*micros).map(|t| month_key(t.date_naive())),
+            Staged::Month { key, .. } => Some(*key),
+            _ => None,
+        };
+        let partition_key = match partition_key {
+            Some(key) => key,
+            None => {
+                let other = &staged[schema.partition.from];
                 return Err(with_context(Rejection::new(
                     rule::MISSING_FIELD,
                     Some(&schema.fields[schema.partition.from].name),
@@ -492,8 +497,6 @@ impl Decoder {
         Ok(out)
     }
 }
-
-const MICROS_PER_DAY: i64 = 86_400_000_000;
 
 /// The members of a JSON object as borrowed raw values, in input order.
 struct Object<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);

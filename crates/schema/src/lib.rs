@@ -42,7 +42,7 @@ mod rejection;
 
 pub use columns::{DECIMAL_PRECISION, SOURCE_COLUMN, SOURCE_OFFSET_COLUMN, Staged, UTC, data_type};
 pub use contract::{
-    Contract, CrossCheck, CrossRule, EventSchema, Field, FieldKind, Granularity, PartitionSpec, SCHEMA_FILES, month_key,
+    Contract, CrossCheck, CrossRule, EventSchema, Field, FieldKind, PartitionSpec, SCHEMA_FILES, month_key,
 };
 pub use decode::{DecodedBatch, Decoder, Position};
 pub use privacy::{DEVELOPMENT_KEY, MIN_KEY_BYTES, Pseudonymiser};

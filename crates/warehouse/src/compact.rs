@@ -1,6 +1,6 @@
 //! Compaction: the committed files of a partition rewritten as one file, swapped in atomically.
 //!
-//! A Kafka flush or an ingest batch writes one file per table and day it touches, so a stream at the
+//! A Kafka flush or an ingest batch writes one file per table and month it touches, so a stream at the
 //! agency's real pace (an event a minute or so, a flush every ten seconds) leaves nearly one file per
 //! event; every reader (DataFusion, DuckDB, Spark) then pays per file. [`Warehouse::compact`] rewrites
 //! each partition that has several committed files as one file, as kafka-delta-ingest's users do with
@@ -31,7 +31,7 @@ use rayon::prelude::*;
 use tracing::{debug, info, info_span, warn};
 
 use crate::log::{COMPACTION_FORMAT_VERSION, Commit, CommittedFile, Counts};
-use crate::{Warehouse, WarehouseError, WriterLock, sync_durably, write_parquet};
+use crate::{OCCURRED_AT, Warehouse, WarehouseError, WriterLock, sync_durably, write_parquet};
 
 /// Directory of the partition copies a compaction prepares, per writer.
 pub const COMPACTION_DIR: &str = "_compaction";
@@ -51,8 +51,9 @@ pub struct CompactOptions {
     pub through_seq: Option<u64>,
 }
 
-/// Partitions rewritten under one hold of the layout lock: writers wait at most for this many.
-const PARTITIONS_PER_COMMIT: usize = 256;
+/// Partitions rewritten under one hold of the layout lock: writers wait at most for this many (16 months of
+/// a table: about the rows 256 day partitions held before tables were partitioned by month).
+const PARTITIONS_PER_COMMIT: usize = 16;
 
 /// What a compaction did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -265,6 +266,13 @@ impl Warehouse {
         })?;
         let batch = arrow::compute::concat_batches(&schema, &batches)?;
         drop(batches);
+        let batch = match batch.schema().index_of(OCCURRED_AT) {
+            Ok(column) => {
+                let order = arrow::compute::sort_to_indices(batch.column(column), None, None)?;
+                arrow::compute::take_record_batch(&batch, &order)?
+            }
+            Err(_) => batch,
+        };
         let bytes = write_parquet(&copy.join(name), &batch, self.properties.clone())?;
         let replaced: std::collections::HashSet<&str> =
             partition.files.iter().filter_map(|f| f.path.rsplit_once('/').map(|(_, n)| n)).collect();
@@ -281,6 +289,7 @@ impl Warehouse {
             path: format!("{}/{name}", partition.dir),
             rows: batch.num_rows() as u64,
             bytes,
+            event_dates: merged_dates(&partition.files),
         })
     }
 
@@ -320,6 +329,13 @@ impl Warehouse {
 }
 
 /// Relative paths (with `/`) of the files under `dir` whose name starts with `prefix`.
+/// The event dates of files merged into one: the earliest first and the latest last date.
+fn merged_dates(files: &[&CommittedFile]) -> Option<[String; 2]> {
+    let first = files.iter().filter_map(|f| f.event_dates.as_ref().map(|[first, _]| first)).min()?;
+    let last = files.iter().filter_map(|f| f.event_dates.as_ref().map(|[_, last]| last)).max()?;
+    Some([first.clone(), last.clone()])
+}
+
 fn collect_files(base: &Path, dir: &Path, prefix: &str, out: &mut Vec<String>) -> Result<(), WarehouseError> {
     for entry in fs::read_dir(dir).map_err(|e| WarehouseError::io(dir, e))? {
         let entry = entry.map_err(|e| WarehouseError::io(dir, e))?;
@@ -374,20 +390,20 @@ mod tests {
     use super::*;
     use crate::{CommitLog, EVENTS_DIR, PendingCommit, SourceRange};
 
-    const DAYS: u32 = 4;
+    const MONTHS: u32 = 4;
 
-    /// Commits `commits` batches of decisions, each with one decision on each of [`DAYS`] days.
+    /// Commits `commits` batches of decisions, each with one decision in each of [`MONTHS`] months.
     fn fill(warehouse: &mut Warehouse, first: u32, commits: u32) {
         for c in first..first + commits {
             let mut decoder = Decoder::new(warehouse.contract().clone(), Pseudonymiser::development());
-            for day in 0..DAYS {
+            for month in 0..MONTHS {
                 let line = format!(
-                    r#"{{"event_id":"7b0d3f7e-1c1a-4c53-9a55-{:012x}","event_type":"decision.made","schema_version":1,"occurred_at":"2024-03-{:02}T09:15:00Z","decision_id":"D{c}-{day}","application_id":"A{c}","permit_type":"study","outcome":"positive","unit":"U1","automated":false}}"#,
-                    c * 100 + day,
-                    day + 1
+                    r#"{{"event_id":"7b0d3f7e-1c1a-4c53-9a55-{:012x}","event_type":"decision.made","schema_version":1,"occurred_at":"2024-{:02}-03T09:15:00Z","decision_id":"D{c}-{month}","application_id":"A{c}","permit_type":"study","outcome":"positive","unit":"U1","automated":false}}"#,
+                    c * 100 + month,
+                    month + 1
                 );
                 decoder
-                    .decode(line.as_bytes(), Position { source: "file:test", offset: i64::from(day) })
+                    .decode(line.as_bytes(), Position { source: "file:test", offset: i64::from(month) })
                     .expect("valid");
             }
             let mut pending = PendingCommit::new(format!("test-{c}"));
@@ -504,7 +520,7 @@ mod tests {
         let (rows, _) = listing(dir.path());
         let mut reopened = Warehouse::open(dir.path()).expect("reopen from the checkpoint");
         reopened.compact(&all(2)).expect("compact after the checkpoint");
-        assert_eq!(listing(dir.path()), (rows, DAYS as usize), "the same rows, one file per partition");
+        assert_eq!(listing(dir.path()), (rows, MONTHS as usize), "the same rows, one file per partition");
     }
 
     #[test]
@@ -537,7 +553,7 @@ mod tests {
         assert_eq!(warehouse.log().commits().len(), 1, "holds only the record after the last checkpoint");
         let read = CommitLog::load(dir.path()).expect("log");
         assert_eq!((read.last_seq(), read.commits().len()), (5, 1));
-        assert_eq!(read.live_files().len(), 5 * DAYS as usize);
+        assert_eq!(read.live_files().len(), 5 * MONTHS as usize);
         assert_eq!(read.counts(), Counts { read: 20, accepted: 20, rejected: 0 });
     }
 
@@ -674,7 +690,7 @@ mod tests {
         // One partition was exchanged already when the process died; the others were not.
         let work =
             fs::read_dir(copy.path().join(COMPACTION_DIR)).expect("dir").flatten().next().expect("writer").path();
-        let partition = "events/decisions/event_date=2024-03-01";
+        let partition = "events/decisions/event_month=2024-03";
         exchange(&copy.path().join(partition), &work.join(partition)).expect("exchange");
 
         let mut reopened = Warehouse::open(copy.path()).expect("open after the crash");

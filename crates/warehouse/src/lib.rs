@@ -37,7 +37,7 @@
 //!
 //! // 01:15 at +02:00 is the previous day in UTC.
 //! assert_eq!(commit.files[0].path,
-//!     "events/decisions/event_date=2024-02-29/part-example-0000.parquet");
+//!     "events/decisions/event_month=2024-02/part-example-0000.parquet");
 //! assert!(dir.path().join(&commit.files[0].path).exists());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -54,8 +54,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
+use arrow::array::{ArrayRef, AsArray, RecordBatch, StringBuilder, TimestampMicrosecondArray};
 use arrow::compute::interleave_record_batch;
+use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef, TimestampMicrosecondType};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -82,6 +83,10 @@ pub const WRITERS_DIR: &str = "_writers";
 pub const ROW_GROUP_ROWS: usize = 1 << 20;
 /// zstd level of data files (3: the library default, a good size/speed balance).
 pub const ZSTD_LEVEL: i32 = 3;
+/// The event time every event has: rows are sorted by it within each file, so that the statistics of row
+/// groups and pages prune days inside a month partition.
+pub const OCCURRED_AT: &str = "occurred_at";
+const MICROS_PER_DAY: i64 = 86_400_000_000;
 
 /// Errors of the warehouse; each names the path involved.
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +120,18 @@ pub enum WarehouseError {
         .0.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
     )]
     OffsetConflict(Vec<OffsetConflict>),
+    /// The warehouse was written with the day partitions of an earlier permitflow.
+    #[error(
+        "{root} holds event tables partitioned by day ({example}), the layout of an earlier permitflow; this \
+         version partitions them by month (event_month=YYYY-MM). Ingest the source files (or replay the topics) \
+         into a new warehouse directory, then remove this one"
+    )]
+    DayLayout {
+        /// The warehouse directory.
+        root: PathBuf,
+        /// One day-partitioned file.
+        example: String,
+    },
     /// Writing Parquet failed.
     #[error("writing {path}: {source}")]
     Parquet {
@@ -249,6 +266,9 @@ impl Warehouse {
             fs::create_dir_all(&dir).map_err(|e| WarehouseError::io(&dir, e))?;
         }
         let log = CommitLog::load(&root)?;
+        if let Some((_, file)) = log.live_files().into_iter().find(|(_, f)| f.path.contains("/event_date=")) {
+            return Err(WarehouseError::DayLayout { root, example: file.path.clone() });
+        }
         let properties = WriterProperties::builder()
             .set_compression(Compression::ZSTD(
                 ZstdLevel::try_new(ZSTD_LEVEL)
@@ -387,8 +407,6 @@ impl Warehouse {
         assert!(parts.iter().all(|p| p.event == first.event), "stage_events over one event table only");
         let event = &self.contract.events()[first.event];
         let spec = &event.partition;
-        let batches: Vec<RecordBatch> =
-            parts.iter().map(|p| stored_batch(event, p.batch.clone())).collect::<Result<_, _>>()?;
         let mut rows_by_key: BTreeMap<i32, Vec<(usize, usize)>> = BTreeMap::new();
         for (index, part) in parts.iter().enumerate() {
             for (row, key) in part.partition_keys.iter().enumerate() {
@@ -407,16 +425,21 @@ impl Warehouse {
                 (table_dir.join(spec.dir_name(key)), pending.name_at(pending.staged.len() + i), rows)
             })
             .collect();
-        let sources: Vec<&RecordBatch> = batches.iter().collect();
+        let sources: Vec<&RecordBatch> = parts.iter().map(|p| &p.batch).collect();
+        let times: Option<Vec<&TimestampMicrosecondArray>> = event.field_index(OCCURRED_AT).map(|column| {
+            sources.iter().map(|batch| batch.column(column).as_primitive::<TimestampMicrosecondType>()).collect()
+        });
         let written: Vec<Result<(CommittedFile, PathBuf), WarehouseError>> = files
             .into_par_iter()
-            .map(|(dir, name, rows)| {
-                let part = if sources.len() == 1 && rows.len() == sources[0].num_rows() {
-                    sources[0].clone()
-                } else {
-                    interleave_record_batch(&sources, &rows)?
-                };
-                self.write_staged(&event.table, &dir, &name, writer, &part)
+            .map(|(dir, name, mut rows)| {
+                if let Some(times) = &times {
+                    rows.sort_by_key(|(part, row)| times[*part].value(*row));
+                }
+                let whole = sources.len() == 1
+                    && rows.len() == sources[0].num_rows()
+                    && rows.iter().enumerate().all(|(i, (_, row))| i == *row);
+                let part = if whole { sources[0].clone() } else { interleave_record_batch(&sources, &rows)? };
+                self.write_staged(&event.table, &dir, &name, writer, &stored_batch(event, &part)?)
             })
             .collect();
         let mut first_error = None;
@@ -466,11 +489,17 @@ impl Warehouse {
         let final_path = dir.join(name);
         let staged_path = dir.join(format!("{name}.{writer}{IN_PROGRESS_SUFFIX}"));
         let bytes = write_parquet(&staged_path, batch, self.properties.clone())?;
+        let event_dates = self
+            .contract
+            .table(table)
+            .and_then(|event| event.partition.date_column.as_deref())
+            .and_then(|column| date_range(batch, column));
         let file = CommittedFile {
             table: table.to_string(),
             path: relative_path(&self.root, &final_path),
             rows: batch.num_rows() as u64,
             bytes,
+            event_dates,
         };
         Ok((file, staged_path))
     }
@@ -530,19 +559,59 @@ impl Warehouse {
     }
 }
 
-/// The batch as stored: without a column that is the partition column itself (it lives in the path).
-fn stored_batch(event: &EventSchema, batch: RecordBatch) -> Result<RecordBatch, WarehouseError> {
-    match stored_projection(event) {
-        Some(indices) => Ok(batch.project(&indices)?),
-        None => Ok(batch),
+/// The schema of an event table's files: the decoded columns without a partition column that is itself a
+/// field (`month`, which lives in the path), and with the table's date column (`event_date`) last.
+pub fn stored_schema(event: &EventSchema) -> SchemaRef {
+    let mut fields: Vec<FieldRef> = stored_columns(event, event.arrow_schema().fields());
+    if let Some(column) = &event.partition.date_column {
+        fields.push(Arc::new(Field::new(column, DataType::Utf8, false)));
     }
+    Arc::new(Schema::new(fields))
 }
 
-/// Column indexes kept in files when the partition column is also a field (`month`).
-pub(crate) fn stored_projection(event: &EventSchema) -> Option<Vec<usize>> {
+/// The decoded columns (or their fields) that files hold: all but the partition column when it is also a
+/// field.
+fn stored_columns<T: Clone>(event: &EventSchema, decoded: &[T]) -> Vec<T> {
     let from = event.partition.from;
-    (event.fields[from].name == event.partition.column)
-        .then(|| (0..event.arrow_schema().fields().len()).filter(|i| *i != from).collect())
+    let dropped = (event.fields[from].name == event.partition.column).then_some(from);
+    decoded.iter().enumerate().filter(|(i, _)| Some(*i) != dropped).map(|(_, c)| c.clone()).collect()
+}
+
+/// Decoded rows as stored (see [`stored_schema`]): the date column is the UTC date of the partition's
+/// timestamp, computed once per run of equal days (the rows are sorted by `occurred_at`).
+fn stored_batch(event: &EventSchema, batch: &RecordBatch) -> Result<RecordBatch, WarehouseError> {
+    let mut columns: Vec<ArrayRef> = stored_columns(event, batch.columns());
+    if event.partition.date_column.is_some() {
+        let times = batch.column(event.partition.from).as_primitive::<TimestampMicrosecondType>();
+        let mut dates = StringBuilder::with_capacity(times.len(), times.len() * 10);
+        let mut last: Option<(i64, String)> = None;
+        for micros in times {
+            let Some(micros) = micros else {
+                dates.append_null();
+                continue;
+            };
+            let day = micros.div_euclid(MICROS_PER_DAY);
+            if last.as_ref().is_none_or(|(d, _)| *d != day) {
+                last = Some((day, utc_date(micros)));
+            }
+            dates.append_value(last.as_ref().map_or("", |(_, text)| text.as_str()));
+        }
+        columns.push(Arc::new(dates.finish()));
+    }
+    Ok(RecordBatch::try_new(stored_schema(event), columns)?)
+}
+
+/// The UTC date of a timestamp as `YYYY-MM-DD`.
+fn utc_date(micros: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(micros).map_or_else(String::new, |t| t.format("%Y-%m-%d").to_string())
+}
+
+/// The first and last value of a file's date column (see [`CommittedFile::event_dates`]).
+fn date_range(batch: &RecordBatch, column: &str) -> Option<[String; 2]> {
+    let dates = batch.column_by_name(column)?.as_string_opt::<i32>()?;
+    let first = dates.iter().flatten().min()?;
+    let last = dates.iter().flatten().max()?;
+    Some([first.to_string(), last.to_string()])
 }
 
 fn write_parquet(path: &Path, batch: &RecordBatch, properties: WriterProperties) -> Result<u64, WarehouseError> {
@@ -556,7 +625,7 @@ fn write_parquet(path: &Path, batch: &RecordBatch, properties: WriterProperties)
 }
 
 /// Makes written files and directory entries under `root` durable. On Linux one `syncfs(2)` covers the
-/// whole file system: a commit stages hundreds of small files (one per table and day, more from Kafka),
+/// whole file system: a commit stages many small files (one per table and month, more from Kafka),
 /// and an `fsync` for each file and directory took longer than writing them.
 #[cfg(target_os = "linux")]
 fn sync_durably(root: &Path, _files: &[&Path], _dirs: &[PathBuf]) -> Result<(), WarehouseError> {
@@ -620,6 +689,80 @@ mod tests {
         let mut staged = Vec::new();
         collect_in_progress(&root.join(EVENTS_DIR), &mut staged).expect("list");
         staged
+    }
+
+    /// A decision line at `occurred_at`.
+    fn decision_at(id: u32, occurred_at: &str) -> String {
+        format!(
+            r#"{{"event_id":"7b0d3f7e-1c1a-4c53-9a55-{id:012x}","event_type":"decision.made","schema_version":1,"occurred_at":"{occurred_at}","decision_id":"D{id}","application_id":"A{id}","permit_type":"study","outcome":"positive","unit":"U1","automated":false}}"#
+        )
+    }
+
+    #[test]
+    fn events_are_stored_by_utc_month_sorted_by_occurred_at_with_their_utc_date() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut warehouse = Warehouse::open(dir.path()).expect("open");
+        // Out of order, across two UTC months; 00:30 at +02:00 on 1 April is still March in UTC.
+        let times = [
+            "2024-03-20T08:00:00Z",
+            "2024-04-01T00:30:00+02:00",
+            "2024-04-02T10:00:00Z",
+            "2024-03-05T12:00:00Z",
+            "2024-03-20T07:00:00Z",
+        ];
+        let mut decoder = Decoder::new(warehouse.contract().clone(), Pseudonymiser::development());
+        for (i, time) in times.iter().enumerate() {
+            let line = decision_at(i as u32, time);
+            decoder.decode(line.as_bytes(), Position { source: "file:x", offset: i as i64 + 1 }).expect("valid");
+        }
+        let mut pending = PendingCommit::new("sorted");
+        for batch in decoder.finish().expect("finish") {
+            warehouse.stage_events(&mut pending, &[&batch]).expect("stage");
+        }
+        let commit = warehouse.commit(pending).expect("commit");
+        let mut files: Vec<&CommittedFile> = commit.files.iter().collect();
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        assert_eq!(files.len(), 2, "one file per month: {files:?}");
+        assert!(files[0].path.starts_with("events/decisions/event_month=2024-03/"), "{}", files[0].path);
+        assert!(files[1].path.starts_with("events/decisions/event_month=2024-04/"), "{}", files[1].path);
+        let march = std::fs::File::open(dir.path().join(&files[0].path)).expect("open file");
+        let batch = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(march)
+            .expect("parquet")
+            .build()
+            .expect("reader")
+            .next()
+            .expect("a batch")
+            .expect("rows");
+        let offsets: Vec<i64> = batch
+            .column_by_name("source_offset")
+            .expect("offsets")
+            .as_primitive::<arrow::datatypes::Int64Type>()
+            .values()
+            .to_vec();
+        assert_eq!(offsets, [4, 5, 1, 2], "sorted by occurred_at");
+        let dates: Vec<&str> =
+            batch.column_by_name("event_date").expect("event_date").as_string::<i32>().iter().flatten().collect();
+        assert_eq!(dates, ["2024-03-05", "2024-03-20", "2024-03-20", "2024-03-31"]);
+        assert_eq!(files[0].event_dates, Some(["2024-03-05".to_string(), "2024-03-31".to_string()]));
+        assert_eq!(files[1].event_dates, Some(["2024-04-02".to_string(), "2024-04-02".to_string()]));
+    }
+
+    #[test]
+    fn a_warehouse_with_day_partitions_is_refused_with_what_to_do() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut warehouse = Warehouse::open(dir.path()).expect("open");
+        let mut commit = warehouse.commit(kafka_commit(&warehouse, 0)).expect("commit");
+        drop(warehouse);
+        // The record an earlier permitflow wrote: the same commit with a day partition.
+        let record = dir.path().join(COMMITS_DIR).join(format!("{:020}.json", commit.seq));
+        commit.files[0].path = commit.files[0].path.replace("event_month=2024-03", "event_date=2024-03-01");
+        commit.files[0].event_dates = None;
+        std::fs::write(&record, serde_json::to_string(&commit).expect("json")).expect("rewrite the record");
+        let error = Warehouse::open(dir.path()).expect_err("a day layout is refused").to_string();
+        assert!(
+            error.contains("event_date=2024-03-01") && error.contains("by month") && error.contains("new warehouse"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -102,6 +102,10 @@ pub struct CommittedFile {
     pub rows: u64,
     /// Size in bytes.
     pub bytes: u64,
+    /// The first and last UTC event date (`YYYY-MM-DD`) of the rows, for tables with a date column
+    /// (`event_date`): what the materialiser's calendar and incremental scope read without opening files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_dates: Option<[String; 2]>,
 }
 
 /// A range of a source that a commit covers.

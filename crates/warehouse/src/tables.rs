@@ -9,7 +9,7 @@ use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTable
 use datafusion::prelude::SessionContext;
 
 use crate::rejections::{REJECTIONS_DIR, REJECTIONS_TABLE, rejections_schema};
-use crate::{EVENTS_DIR, MART_PARTITION, MART_SCHEMAS_DIR, Warehouse, WarehouseError, stored_projection};
+use crate::{EVENTS_DIR, MART_PARTITION, MART_SCHEMAS_DIR, Warehouse, WarehouseError, stored_schema};
 
 /// Directory of the marts inside the warehouse.
 pub const MARTS_DIR: &str = "marts";
@@ -38,10 +38,7 @@ fn listing(dir: &Path, schema: Arc<Schema>, partition: Option<&str>) -> Result<A
 /// [`Warehouse::open`] finishes or removes any left by a crash.
 pub fn register_tables(ctx: &SessionContext, warehouse: &Warehouse) -> Result<(), WarehouseError> {
     for event in warehouse.contract().events() {
-        let schema = match stored_projection(event) {
-            Some(indices) => Arc::new(event.arrow_schema().project(&indices)?),
-            None => event.arrow_schema().clone(),
-        };
+        let schema = stored_schema(event);
         let table =
             listing(&warehouse.root().join(EVENTS_DIR).join(&event.table), schema, Some(&event.partition.column))?;
         ctx.register_table(event.table.as_str(), table)?;
