@@ -32,7 +32,8 @@ use permitflow_warehouse::Warehouse;
 use tracing::debug;
 
 use crate::files::read_whole;
-use crate::{MetricsError, collect_conformed, query_error};
+use crate::materialize::collect_conformed;
+use crate::{MetricsError, query_error};
 
 /// The whole-history views of `_views.sql`, each with the event table it reads.
 const HISTORIES: &[(&str, &str)] = &[("application_history", "applications"), ("decision_history", "decisions")];
