@@ -318,16 +318,12 @@ impl Decoder {
             Staged::Month { key, .. } => Some(*key),
             _ => None,
         };
-        let partition_key = match partition_key {
-            Some(key) => key,
-            None => {
-                let other = &staged[schema.partition.from];
-                return Err(with_context(Rejection::new(
-                    rule::MISSING_FIELD,
-                    Some(&schema.fields[schema.partition.from].name),
-                    format!("partition field has no value ({other:?})"),
-                )));
-            }
+        let Some(partition_key) = partition_key else {
+            return Err(with_context(Rejection::new(
+                rule::MISSING_FIELD,
+                Some(&schema.fields[schema.partition.from].name),
+                format!("partition field has no value ({:?})", staged[schema.partition.from]),
+            )));
         };
         Ok((event, partition_key))
     }

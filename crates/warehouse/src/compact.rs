@@ -328,7 +328,6 @@ impl Warehouse {
     }
 }
 
-/// Relative paths (with `/`) of the files under `dir` whose name starts with `prefix`.
 /// The event dates of files merged into one: the earliest first and the latest last date.
 fn merged_dates(files: &[&CommittedFile]) -> Option<[String; 2]> {
     let first = files.iter().filter_map(|f| f.event_dates.as_ref().map(|[first, _]| first)).min()?;
@@ -336,6 +335,7 @@ fn merged_dates(files: &[&CommittedFile]) -> Option<[String; 2]> {
     Some([first.clone(), last.clone()])
 }
 
+/// Relative paths (with `/`) of the files under `dir` whose name starts with `prefix`.
 fn collect_files(base: &Path, dir: &Path, prefix: &str, out: &mut Vec<String>) -> Result<(), WarehouseError> {
     for entry in fs::read_dir(dir).map_err(|e| WarehouseError::io(dir, e))? {
         let entry = entry.map_err(|e| WarehouseError::io(dir, e))?;

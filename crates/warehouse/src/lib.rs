@@ -439,7 +439,8 @@ impl Warehouse {
                     && rows.len() == sources[0].num_rows()
                     && rows.iter().enumerate().all(|(i, (_, row))| i == *row);
                 let part = if whole { sources[0].clone() } else { interleave_record_batch(&sources, &rows)? };
-                self.write_staged(&event.table, &dir, &name, writer, &stored_batch(event, &part)?)
+                let (stored, event_dates) = stored_batch(event, &part)?;
+                self.write_staged(&event.table, &dir, &name, writer, &stored, event_dates)
             })
             .collect();
         let mut first_error = None;
@@ -461,8 +462,14 @@ impl Warehouse {
         }
         self.hold_layout_for(pending)?;
         let name = pending.name_at(pending.staged.len());
-        let file =
-            self.write_staged(REJECTIONS_TABLE, &self.root.join(REJECTIONS_DIR), &name, self.writer_id()?, batch)?;
+        let file = self.write_staged(
+            REJECTIONS_TABLE,
+            &self.root.join(REJECTIONS_DIR),
+            &name,
+            self.writer_id()?,
+            batch,
+            None,
+        )?;
         pending.staged.push(file);
         Ok(())
     }
@@ -484,16 +491,12 @@ impl Warehouse {
         name: &str,
         writer: &str,
         batch: &RecordBatch,
+        event_dates: Option<[String; 2]>,
     ) -> Result<(CommittedFile, PathBuf), WarehouseError> {
         fs::create_dir_all(dir).map_err(|e| WarehouseError::io(dir, e))?;
         let final_path = dir.join(name);
         let staged_path = dir.join(format!("{name}.{writer}{IN_PROGRESS_SUFFIX}"));
         let bytes = write_parquet(&staged_path, batch, self.properties.clone())?;
-        let event_dates = self
-            .contract
-            .table(table)
-            .and_then(|event| event.partition.date_column.as_deref())
-            .and_then(|column| date_range(batch, column));
         let file = CommittedFile {
             table: table.to_string(),
             path: relative_path(&self.root, &final_path),
@@ -577,41 +580,38 @@ fn stored_columns<T: Clone>(event: &EventSchema, decoded: &[T]) -> Vec<T> {
     decoded.iter().enumerate().filter(|(i, _)| Some(*i) != dropped).map(|(_, c)| c.clone()).collect()
 }
 
-/// Decoded rows as stored (see [`stored_schema`]): the date column is the UTC date of the partition's
-/// timestamp, computed once per run of equal days (the rows are sorted by `occurred_at`).
-fn stored_batch(event: &EventSchema, batch: &RecordBatch) -> Result<RecordBatch, WarehouseError> {
+/// Decoded rows, sorted by `occurred_at`, as stored (see [`stored_schema`]), with their first and last event
+/// date (see [`CommittedFile::event_dates`]). The date column is the UTC date of the partition's timestamp,
+/// formatted once per run of equal days.
+fn stored_batch(
+    event: &EventSchema,
+    batch: &RecordBatch,
+) -> Result<(RecordBatch, Option<[String; 2]>), WarehouseError> {
     let mut columns: Vec<ArrayRef> = stored_columns(event, batch.columns());
+    let mut event_dates = None;
     if event.partition.date_column.is_some() {
         let times = batch.column(event.partition.from).as_primitive::<TimestampMicrosecondType>();
         let mut dates = StringBuilder::with_capacity(times.len(), times.len() * 10);
-        let mut last: Option<(i64, String)> = None;
-        for micros in times {
-            let Some(micros) = micros else {
-                dates.append_null();
-                continue;
-            };
-            let day = micros.div_euclid(MICROS_PER_DAY);
-            if last.as_ref().is_none_or(|(d, _)| *d != day) {
-                last = Some((day, utc_date(micros)));
+        let (mut day, mut text) = (None, String::new());
+        for micros in times.iter().flatten() {
+            if day != Some(micros.div_euclid(MICROS_PER_DAY)) {
+                day = Some(micros.div_euclid(MICROS_PER_DAY));
+                text = utc_date(micros);
+                event_dates.get_or_insert_with(|| [text.clone(), String::new()]);
             }
-            dates.append_value(last.as_ref().map_or("", |(_, text)| text.as_str()));
+            dates.append_value(&text);
+        }
+        if let Some([_, last]) = &mut event_dates {
+            *last = text;
         }
         columns.push(Arc::new(dates.finish()));
     }
-    Ok(RecordBatch::try_new(stored_schema(event), columns)?)
+    Ok((RecordBatch::try_new(stored_schema(event), columns)?, event_dates))
 }
 
 /// The UTC date of a timestamp as `YYYY-MM-DD`.
 fn utc_date(micros: i64) -> String {
     chrono::DateTime::from_timestamp_micros(micros).map_or_else(String::new, |t| t.format("%Y-%m-%d").to_string())
-}
-
-/// The first and last value of a file's date column (see [`CommittedFile::event_dates`]).
-fn date_range(batch: &RecordBatch, column: &str) -> Option<[String; 2]> {
-    let dates = batch.column_by_name(column)?.as_string_opt::<i32>()?;
-    let first = dates.iter().flatten().min()?;
-    let last = dates.iter().flatten().max()?;
-    Some([first.to_string(), last.to_string()])
 }
 
 fn write_parquet(path: &Path, batch: &RecordBatch, properties: WriterProperties) -> Result<u64, WarehouseError> {
