@@ -1,25 +1,16 @@
--- Registers every permitflow table and mart for datafusion-cli.
+-- Registers every permitflow mart for stock datafusion-cli.
 --
 --   cd <directory that holds warehouse/>     (where `permitflow demo` ran)
 --   datafusion-cli -f pipelines/sql/datafusion-cli.sql
 --
 -- then, in the same session: SELECT * FROM decisions_per_person_year WHERE period_type = 'year';
 -- Locations are relative to the working directory; edit the 'warehouse/' prefix for another warehouse.
--- Only committed files end in .parquet (files being written end in .parquet.inprogress), so
--- these tables never see uncommitted data. Event tables may hold a resent event twice: count
--- DISTINCT event_id, as the marts do (pipelines/models/_views.sql).
-
--- Event tables, Hive-partitioned by the UTC month of occurred_at (event_month=YYYY-MM; staff and costs by
--- their accounting month). Rows are sorted by occurred_at in each file; event_date is the UTC date.
-CREATE EXTERNAL TABLE applications STORED AS PARQUET PARTITIONED BY (event_month) LOCATION 'warehouse/events/applications/';
-CREATE EXTERNAL TABLE decisions STORED AS PARQUET PARTITIONED BY (event_month) LOCATION 'warehouse/events/decisions/';
-CREATE EXTERNAL TABLE appeals STORED AS PARQUET PARTITIONED BY (event_month) LOCATION 'warehouse/events/appeals/';
-CREATE EXTERNAL TABLE staff STORED AS PARQUET PARTITIONED BY (month) LOCATION 'warehouse/events/staff/';
-CREATE EXTERNAL TABLE costs STORED AS PARQUET PARTITIONED BY (month) LOCATION 'warehouse/events/costs/';
-CREATE EXTERNAL TABLE appointments STORED AS PARQUET PARTITIONED BY (event_month) LOCATION 'warehouse/events/appointments/';
-
--- Rejected input: source file and line, event type, rule, field, message (no payload).
-CREATE EXTERNAL TABLE _rejections STORED AS PARQUET LOCATION 'warehouse/_rejections/';
+--
+-- The marts are plain Parquet, one file per year replaced atomically, so any Parquet reader reads them.
+-- The event tables and _rejections are Delta Lake tables: their directories also hold files a
+-- compaction replaced (until vacuum) and files of commits that never happened, so a plain Parquet
+-- listing of them would count rows twice. Read them through their Delta log:
+-- `permitflow query "SELECT …"`, Spark, Trino, DuckDB's delta extension, or the deltalake package.
 
 -- Indicator marts (../shared/spec/marts.md), Hive-partitioned by the year of their period (`year`, the
 -- ISO year for weeks). Each year's file is replaced atomically when it is recomputed.

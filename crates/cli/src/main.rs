@@ -17,7 +17,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use permitflow_gen::{GenConfig, GenSummary, generate};
 use permitflow_metrics::{Rebuild, Scope, materialize, materialized_through, session};
-use permitflow_pipeline::{Config, FileReport, RunOptions, RunReport, WarehouseConfig, ingest_files, run_kafka};
+use permitflow_pipeline::{Config, FileReport, RunOptions, RunReport, ingest_files, run_kafka};
 use permitflow_schema::Pseudonymiser;
 use permitflow_source::expand_inputs;
 use permitflow_warehouse::{CompactOptions, CompactionReport, Counts, Warehouse};
@@ -167,9 +167,13 @@ fn main() -> std::process::ExitCode {
 }
 
 /// Log lines go to stderr; `RUST_LOG` overrides. On a terminal only warnings are logged (progress bars
-/// show activity); otherwise progress is logged as info lines.
+/// show activity); otherwise progress is logged as info lines, without delta-rs's and its kernel's (a line
+/// per snapshot read and commit).
 fn init_logging() {
-    let default = if progress::interactive() { "warn" } else { "info" };
+    let default = match progress::interactive() {
+        true => "warn",
+        false => "info,deltalake_core=warn,buoyant_kernel=warn,buoyant_kernel_engine=warn",
+    };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
 }
@@ -212,7 +216,6 @@ fn run(cli: Cli) -> Result<()> {
             let compacting = Arc::new(tokio::sync::Mutex::new(()));
             if config.compaction.interval_s > 0 {
                 let (root, compaction) = (warehouse.root().to_path_buf(), config.compaction.clone());
-                let log_settings = config.warehouse.clone();
                 let compacting = Arc::clone(&compacting);
                 runtime.spawn(async move {
                     let mut ticker = tokio::time::interval(std::time::Duration::from_secs(compaction.interval_s));
@@ -220,11 +223,8 @@ fn run(cli: Cli) -> Result<()> {
                     loop {
                         ticker.tick().await;
                         let _running = compacting.lock().await;
-                        let (root, min_files, log_settings) =
-                            (root.clone(), compaction.min_files, log_settings.clone());
-                        let _ =
-                            tokio::task::spawn_blocking(move || compact_in_background(&root, min_files, &log_settings))
-                                .await;
+                        let (root, min_files) = (root.clone(), compaction.min_files);
+                        let _ = tokio::task::spawn_blocking(move || compact_in_background(&root, min_files)).await;
                     }
                 });
             }
@@ -304,7 +304,7 @@ fn run(cli: Cli) -> Result<()> {
             print_generated(&generated);
             let mut warehouse = open_warehouse(warehouse.warehouse.as_deref(), &config)?;
             let counts = run_ingest(&mut warehouse, &generated.files, &pseudonymiser, &config)?;
-            if counts.read == 0 && warehouse.log().counts().read > 0 {
+            if counts.read == 0 && warehouse.counts()?.read > 0 {
                 println!("(already ingested earlier; the warehouse is unchanged)");
             }
             runtime.block_on(async {
@@ -349,14 +349,8 @@ fn print_run_report(report: &RunReport) {
 
 fn open_warehouse(flag: Option<&Path>, config: &Config) -> Result<Warehouse> {
     let path = flag.unwrap_or(&config.warehouse.path);
-    let mut warehouse = Warehouse::open(path).with_context(|| format!("opening the warehouse {}", path.display()))?;
-    apply_log_settings(&mut warehouse, &config.warehouse);
+    let warehouse = Warehouse::open(path).with_context(|| format!("opening the warehouse {}", path.display()))?;
     Ok(warehouse)
-}
-
-fn apply_log_settings(warehouse: &mut Warehouse, settings: &WarehouseConfig) {
-    warehouse.set_checkpoint_interval(settings.checkpoint_interval);
-    warehouse.set_log_retention(settings.log_retention);
 }
 
 fn run_generate(config: &GenConfig, out: &Path) -> Result<GenSummary> {
@@ -423,7 +417,7 @@ fn run_ingest(
 fn print_file_report(report: &FileReport) {
     let path = report.path.display();
     if let Some(commit) = report.already_committed {
-        println!("{path}: already ingested (commit {commit}); nothing stored again");
+        println!("{path}: already ingested (_rejections version {commit}); nothing stored again");
         return;
     }
     let resumed = report.resumed_at_line.map(|line| format!(" (resumed at line {line})")).unwrap_or_default();
@@ -446,7 +440,7 @@ async fn materialize_in_background(root: &Path, metrics: &permitflow_metrics::Me
     match result {
         Ok(report) => tracing::info!(
             scope = ?report.scope,
-            through_commit = report.through_seq,
+            through = %report.through,
             seconds = started.elapsed().as_secs_f64(),
             "marts updated"
         ),
@@ -454,10 +448,10 @@ async fn materialize_in_background(root: &Path, metrics: &permitflow_metrics::Me
     }
 }
 
-/// Compacts what the marts have seen (so their next update stays incremental).
+/// Compacts what the marts have seen (so their next update stays incremental), then vacuums.
 fn compact_warehouse(warehouse: &mut Warehouse, min_files: usize, all: bool) -> Result<CompactionReport> {
-    let through_seq = if all { None } else { materialized_through(warehouse)? };
-    let options = CompactOptions { min_files, through_seq };
+    let through = if all { None } else { materialized_through(warehouse)? };
+    let options = CompactOptions { min_files, through, vacuum: true };
     Ok(warehouse.compact(&options)?)
 }
 
@@ -465,10 +459,10 @@ fn run_compact(warehouse: &mut Warehouse, min_files: usize, all: bool) -> Result
     let started = Instant::now();
     let report = compact_warehouse(warehouse, min_files, all)
         .with_context(|| format!("compacting the warehouse {}", warehouse.root().display()))?;
-    match report.seq {
-        None => println!("no partition has {min_files} or more files; nothing to compact"),
-        Some(seq) => println!(
-            "compacted {} partitions through commit {seq} in {:.1} s: {} files ({:.1} MB) → {} files ({:.1} MB), {} rows",
+    match report.commits {
+        0 => println!("no partition has {min_files} or more files; nothing to compact"),
+        commits => println!(
+            "compacted {} partitions in {commits} commits in {:.1} s: {} files ({:.1} MB) → {} files ({:.1} MB), {} rows",
             report.partitions,
             started.elapsed().as_secs_f64(),
             report.files_before,
@@ -478,23 +472,26 @@ fn run_compact(warehouse: &mut Warehouse, min_files: usize, all: bool) -> Result
             report.rows
         ),
     }
-    if report.log_files_pruned > 0 {
-        println!("pruned {} commit records and checkpoints older than the log retention", report.log_files_pruned);
+    if report.vacuumed > 0 {
+        println!(
+            "vacuum removed {} files no snapshot of the last {} hours names",
+            report.vacuumed,
+            permitflow_warehouse::VACUUM_RETENTION_HOURS
+        );
     }
     Ok(())
 }
 
-fn compact_in_background(root: &Path, min_files: usize, log_settings: &WarehouseConfig) {
+fn compact_in_background(root: &Path, min_files: usize) {
     let started = Instant::now();
-    let result = Warehouse::open(root).map_err(anyhow::Error::from).and_then(|mut warehouse| {
-        apply_log_settings(&mut warehouse, log_settings);
-        compact_warehouse(&mut warehouse, min_files, false)
-    });
+    let result = Warehouse::open(root)
+        .map_err(anyhow::Error::from)
+        .and_then(|mut warehouse| compact_warehouse(&mut warehouse, min_files, false));
     match result {
         Ok(report) => tracing::info!(
             partitions = report.partitions,
             files_before = report.files_before,
-            log_files_pruned = report.log_files_pruned,
+            vacuumed = report.vacuumed,
             seconds = started.elapsed().as_secs_f64(),
             "compacted"
         ),
@@ -508,7 +505,7 @@ async fn run_materialize(warehouse: &Warehouse, config: &Config, rebuild: Rebuil
     let seconds = started.elapsed().as_secs_f64();
     let scope = match report.scope {
         Scope::UpToDate => {
-            println!("marts already cover commit {}; nothing to do", report.through_seq);
+            println!("marts already cover the table versions {}; nothing to do", report.through);
             return Ok(());
         }
         Scope::Full { reason } => format!("every period ({reason})"),
@@ -516,6 +513,10 @@ async fn run_materialize(warehouse: &Warehouse, config: &Config, rebuild: Rebuil
     };
     let marts: Vec<String> =
         report.marts.iter().map(|r| format!("{} ({} rows, {:.1} s)", r.name, r.rows, r.seconds)).collect();
-    println!("materialized {scope} through commit {} in {seconds:.1} s: {}", report.through_seq, marts.join(", "));
+    println!(
+        "materialized {scope} through the table versions {} in {seconds:.1} s: {}",
+        report.through,
+        marts.join(", ")
+    );
     Ok(())
 }

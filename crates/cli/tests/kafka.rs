@@ -355,12 +355,7 @@ fn sigkill_at_random_moments_loses_nothing_and_stores_nothing_twice_also_while_c
 
     let killed = setup.dir.path().join("killed");
     let config = setup.config("killed", 300);
-    // A log checkpoint every third commit (data or compaction) and the log pruned to 5 records before the
-    // newest one by every compaction, killed too.
-    let text = std::fs::read_to_string(&config).expect("config");
-    std::fs::write(&config, format!("[warehouse]\ncheckpoint_interval = 3\nlog_retention = 5\n{text}"))
-        .expect("config");
-    // Committed compactions leave their files in the tables (their records may be pruned).
+    // Compactions leave their files in the tables (until a vacuum a week later).
     fn compacted_files(dir: &Path) -> usize {
         std::fs::read_dir(dir).map_or(0, |entries| {
             entries
@@ -373,18 +368,26 @@ fn sigkill_at_random_moments_loses_nothing_and_stores_nothing_twice_also_while_c
         })
     }
     let compactions = || compacted_files(&killed.join("events"));
-    let first_record = killed.join("_commits").join(format!("{:020}.json", 1));
-    let pruned = || !first_record.exists();
+    // Every compaction checkpoints the tables it compacted, killed too.
+    let checkpoints = || {
+        std::fs::read_dir(killed.join("events"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .flat_map(|table| std::fs::read_dir(table.path().join("_delta_log")).into_iter().flatten().flatten())
+            .filter(|e| e.file_name().to_string_lossy().contains(".checkpoint."))
+            .count()
+    };
     let mut kills = 0;
     let started = Instant::now();
-    // How soon a run gets to commit a compaction, and to prune the log after a checkpoint 5 records on,
-    // depends on the machine: kill until both have happened, too.
-    while kills < 20 || compactions() == 0 || !pruned() {
+    // How soon a run gets to commit a compaction and its checkpoint depends on the machine: kill until
+    // both have happened, too.
+    while kills < 20 || compactions() == 0 || checkpoints() == 0 {
         assert!(
             started.elapsed() < Duration::from_secs(900),
-            "only {kills} kills, {} compacted files and the log pruned: {} in 15 minutes",
+            "only {kills} kills, {} compacted files and {} checkpoints in 15 minutes",
             compactions(),
-            pruned()
+            checkpoints()
         );
         let mut child = setup
             .permitflow(&config, &killed, &["run", "--stop-at-end"])
@@ -409,13 +412,6 @@ fn sigkill_at_random_moments_loses_nothing_and_stores_nothing_twice_also_while_c
     }
     setup.run_to_end(&config, &killed);
     assert_eq!(setup.stored(&killed), accepted, "after {kills} kills");
-
-    let checkpoints = std::fs::read_dir(killed.join("_commits"))
-        .expect("commit log")
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".checkpoint.json"))
-        .count();
-    assert!(checkpoints > 0, "the log was checkpointed");
 
     let clean = setup.dir.path().join("clean");
     setup.run_to_end(&setup.config("clean", 2000), &clean);
@@ -480,13 +476,14 @@ fn immutable(warehouse: &Path, on: bool) {
     assert!(status.success(), "chattr failed: the test needs root (CAP_LINUX_IMMUTABLE) on ext4");
 }
 
+/// Commits of `_rejections`, which every flush commits last (with the positions).
 fn commits(warehouse: &Path) -> usize {
-    std::fs::read_dir(warehouse.join("_commits"))
-        .expect("commit log")
+    std::fs::read_dir(warehouse.join("_rejections/_delta_log"))
+        .expect("the coordinator's Delta log")
         .filter(|e| {
             e.as_ref().is_ok_and(|e| {
                 let name = e.file_name().to_string_lossy().into_owned();
-                name.ends_with(".json") && !name.ends_with(".checkpoint.json")
+                name.ends_with(".json") && !name.starts_with('_')
             })
         })
         .count()

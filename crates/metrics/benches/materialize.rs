@@ -55,7 +55,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         generated.bytes as f64 / 1e6,
         started.elapsed().as_secs_f64()
     );
-    print_layout(&warehouse);
+    print_layout(&warehouse)?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let config = MetricsConfig::default();
@@ -95,13 +95,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// The files the readers open: the live event files (and rejection files) with their count and size.
-fn print_layout(warehouse: &Warehouse) {
-    let live = warehouse.log().live_files();
-    let (events, rejections): (Vec<_>, Vec<_>) = live.iter().partition(|(_, f)| f.path.starts_with("events/"));
-    let bytes =
-        |files: &[&(u64, &permitflow_warehouse::CommittedFile)]| files.iter().map(|(_, f)| f.bytes).sum::<u64>();
-    let event_bytes = bytes(&events);
+/// The files the readers open: the event files (and rejection files) of the snapshots, with their count and
+/// size.
+fn print_layout(warehouse: &Warehouse) -> Result<(), Box<dyn std::error::Error>> {
+    let files = warehouse.files()?;
+    let (events, rejections): (Vec<_>, Vec<_>) = files.iter().partition(|f| f.path.starts_with("events/"));
+    let event_bytes = events.iter().map(|f| f.bytes).sum::<u64>();
     println!(
         "layout:      {} event files, {:.0} MB (average {:.0} KB); {} rejection files",
         events.len(),
@@ -109,6 +108,7 @@ fn print_layout(warehouse: &Warehouse) {
         event_bytes as f64 / 1e3 / events.len().max(1) as f64,
         rejections.len()
     );
+    Ok(())
 }
 
 /// Where a materialisation's time went: the shared views (the rest) and each mart.

@@ -165,7 +165,7 @@ pub(crate) async fn store_summaries(
     ctx: &SessionContext,
     warehouse: &Warehouse,
     merged: Option<Merged>,
-    through_seq: u64,
+    through: u64,
 ) -> Result<(), MetricsError> {
     match merged {
         None => {
@@ -175,7 +175,7 @@ pub(crate) async fn store_summaries(
             Ok(warehouse.retain_mart_summaries(&[FIRSTS])?)
         }
         Some(Merged { merged: Some(merged), .. }) => Ok(warehouse.set_mart_summaries(&[(FIRSTS, merged)])?),
-        Some(Merged { delta, merged: None }) => Ok(warehouse.add_mart_summary_deltas(through_seq, &[(FIRSTS, delta)])?),
+        Some(Merged { delta, merged: None }) => Ok(warehouse.add_mart_summary_deltas(through, &[(FIRSTS, delta)])?),
     }
 }
 

@@ -10,7 +10,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimestampMicrosecondT
 use arrow::error::ArrowError;
 use chrono::{DateTime, Datelike};
 use datafusion::prelude::SessionContext;
-use permitflow_warehouse::{Commit, CommittedFile, REJECTIONS_TABLE, Warehouse};
+use permitflow_warehouse::{Commit, CommittedFile, REJECTIONS_TABLE, Versions, Warehouse};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tracing::{info, info_span};
@@ -111,20 +111,20 @@ pub struct MartReport {
 pub struct MaterializeReport {
     /// What was recomputed.
     pub scope: Scope,
-    /// The last commit the marts now cover.
-    pub through_seq: u64,
+    /// The table versions the marts now cover.
+    pub through: Versions,
     /// Rows written per mart (empty when up to date).
     pub marts: Vec<MartReport>,
 }
 
-const STATE_FORMAT: u32 = 3;
+const STATE_FORMAT: u32 = 4;
 
 /// `marts/_state.json`.
 #[derive(Debug, Serialize, Deserialize)]
 struct State {
     format: u32,
-    /// Last commit the marts cover.
-    through_seq: u64,
+    /// The table versions the marts cover.
+    through: Versions,
     /// Hash of the models and targets the marts were built with.
     fingerprint: String,
     /// The first and last event day the marts were built for.
@@ -143,11 +143,11 @@ fn fingerprint(targets: &Targets) -> String {
     hex::encode(hash.finalize())
 }
 
-/// The last commit the marts were materialised through, if they were (a compaction passes it on as
-/// [`permitflow_warehouse::CompactOptions::through_seq`], so the next incremental run stays incremental).
-pub fn materialized_through(warehouse: &Warehouse) -> Result<Option<u64>, MetricsError> {
+/// The table versions the marts were materialised through, if they were (a compaction passes them on as
+/// [`permitflow_warehouse::CompactOptions::through`], so the next incremental run stays incremental).
+pub fn materialized_through(warehouse: &Warehouse) -> Result<Option<Versions>, MetricsError> {
     let state: Option<State> = warehouse.mart_state()?.and_then(|text| serde_json::from_str(&text).ok());
-    Ok(state.map(|s| s.through_seq))
+    Ok(state.map(|s| s.through))
 }
 
 /// Brings the marts up to date with the committed events.
@@ -157,23 +157,23 @@ pub async fn materialize(
     rebuild: Rebuild,
 ) -> Result<MaterializeReport, MetricsError> {
     let _lock = warehouse.lock_marts()?;
-    // The files the log lists are read directly; no compaction may replace them meanwhile.
-    let _layout = warehouse.hold_layout()?;
     let targets = load_targets(warehouse, config)?;
-    let through_seq = warehouse.log().last_seq();
-    let live_files = warehouse.log().live_files();
-    let calendar = Calendar::of(live_files.iter().map(|(_, f)| *f));
+    // The snapshots' files are read directly: a compaction that replaces them meanwhile leaves them in place
+    // for the vacuum retention.
+    let through = warehouse.versions();
+    let live_files = warehouse.files()?;
+    let calendar = Calendar::of(live_files.iter());
     let fingerprint = fingerprint(&targets);
     let state: Option<State> = warehouse.mart_state()?.and_then(|text| serde_json::from_str(&text).ok());
-    // `None`: a compaction pruned records of commits the marts have not seen. A full rebuild reads none.
+    // `None`: the log clean-up removed commits the marts have not seen. A full rebuild reads none.
     let since: Option<Vec<Commit>> = match (&state, rebuild) {
-        (Some(state), Rebuild::Incremental) => warehouse.log().commits_since(state.through_seq)?,
+        (Some(state), Rebuild::Incremental) => warehouse.commits_since(&state.through)?,
         _ => Some(Vec::new()),
     };
     let pruned = since.is_none();
     let since = since.unwrap_or_default();
     // A compaction adds no data: its files hold rows the marts have seen, or rows of the files it replaced.
-    let new_files: Vec<&CommittedFile> = since.iter().filter(|c| !c.is_compaction()).flat_map(|c| &c.files).collect();
+    let new_files: Vec<&CommittedFile> = since.iter().flat_map(|c| &c.files).collect();
     let new_paths: HashSet<&str> = new_files.iter().map(|f| f.path.as_str()).collect();
     let new_files_compacted = since.iter().flat_map(|c| &c.removes).any(|path| new_paths.contains(path.as_str()));
     let scope = match (&state, rebuild) {
@@ -182,8 +182,8 @@ pub async fn materialize(
         (Some(state), _) if state.format != STATE_FORMAT || state.fingerprint != fingerprint => {
             Scope::Full { reason: "the models or targets changed" }
         }
-        (Some(state), _) if state.through_seq == through_seq => Scope::UpToDate,
-        _ if pruned => Scope::Full { reason: "the commit log was pruned of commits since the last materialisation" },
+        (Some(state), _) if state.through == through => Scope::UpToDate,
+        _ if pruned => Scope::Full { reason: "the log clean-up removed commits made since the last materialisation" },
         _ if new_files_compacted => {
             Scope::Full { reason: "files committed since the last materialisation were compacted before it" }
         }
@@ -198,7 +198,7 @@ pub async fn materialize(
             }
         }
     };
-    let span = info_span!("materialize", ?scope, through_seq);
+    let span = info_span!("materialize", ?scope, %through);
     let _guard = span.enter();
     let mut marts = Vec::new();
     if scope != Scope::UpToDate {
@@ -213,12 +213,17 @@ pub async fn materialize(
         for model in MODELS {
             marts.push(materialize_model(warehouse, &ctx, model, materialising.from_year).await?);
         }
-        history::store_summaries(&ctx, warehouse, merged, through_seq).await?;
+        history::store_summaries(&ctx, warehouse, merged, through.total()).await?;
     }
-    let state = State { format: STATE_FORMAT, through_seq, fingerprint, calendar: calendar.map(|c| c.to_strings()) };
+    let state = State {
+        format: STATE_FORMAT,
+        through: through.clone(),
+        fingerprint,
+        calendar: calendar.map(|c| c.to_strings()),
+    };
     warehouse.set_mart_state(&serde_json::to_string_pretty(&state).expect("state serialises"))?;
-    info!(?scope, through_seq, "marts up to date");
-    Ok(MaterializeReport { scope, through_seq, marts })
+    info!(?scope, %through, "marts up to date");
+    Ok(MaterializeReport { scope, through, marts })
 }
 
 async fn materialize_model(

@@ -43,7 +43,7 @@ const FILE_STATISTICS_CACHE_BYTES: usize = 256 << 20;
 /// and the shared views: what `permitflow query` and analysts' tools see.
 pub async fn session(warehouse: &Warehouse, config: &MetricsConfig) -> Result<SessionContext, MetricsError> {
     let targets = load_targets(warehouse, config)?;
-    let calendar = Calendar::of(warehouse.log().live_files().into_iter().map(|(_, f)| f));
+    let calendar = Calendar::of(warehouse.files()?.iter());
     Ok(build_session(warehouse, &targets, calendar.as_ref(), None).await?.0)
 }
 
@@ -55,8 +55,8 @@ pub(crate) struct Materialising<'a> {
     /// In an incremental run, the files committed since the last materialisation: the whole-history views
     /// are its summaries plus these (see the `history` module).
     pub(crate) new_files: Option<&'a [&'a CommittedFile]>,
-    /// The live files of the commit log (read into memory as the cached tables).
-    pub(crate) live_files: &'a [(u64, &'a CommittedFile)],
+    /// The files of the tables' snapshots (read into memory as the cached tables).
+    pub(crate) live_files: &'a [CommittedFile],
 }
 
 /// The session of a materialisation (`materialising`) or of queries (`None`). With a `from_year`, the event
@@ -199,7 +199,7 @@ fn cached_view_columns(view: &str) -> Option<&'static [&'static str]> {
 }
 
 /// The last commit the marts were materialised through, if they were (a compaction passes it on as
-/// Reads the [`CACHED_TABLES`] into memory from the live files of the commit log (see the `files` module):
+/// Reads the [`CACHED_TABLES`] into memory from the files of the tables' snapshots (see the `files` module):
 /// every file as `all_<table>`, also registered as `<table>`, in a full run (`from_year` `None`); otherwise
 /// the files of the partitions `<table>` holds (see [`partition_bound`]) as `<table>` alone. Returns the rows
 /// of `new_files` of each table a whole-history view reads (see the `history` module), read once with the
@@ -207,7 +207,7 @@ fn cached_view_columns(view: &str) -> Option<&'static [&'static str]> {
 async fn cache_tables(
     ctx: &SessionContext,
     warehouse: &Warehouse,
-    live: &[(u64, &CommittedFile)],
+    live: &[CommittedFile],
     from_year: Option<i32>,
     new_files: Option<&[&CommittedFile]>,
 ) -> Result<HashMap<&'static str, Vec<RecordBatch>>, MetricsError> {
@@ -223,13 +223,13 @@ async fn cache_tables(
         let bound = from_year.map(|year| partition_bound(event, year));
         let files: Vec<&str> = live
             .iter()
-            .filter(|(_, f)| f.table == *table)
-            .filter(|(_, f)| {
+            .filter(|f| f.table == *table)
+            .filter(|f| {
                 bound.as_ref().is_none_or(|b| {
                     files::partition_value(&f.path, &event.partition.column).is_some_and(|v| v >= b.as_str())
                 })
             })
-            .map(|(_, f)| f.path.as_str())
+            .map(|f| f.path.as_str())
             .collect();
         let columns: Vec<&str> = IDENTITY_COLUMNS.iter().chain(own.iter()).copied().collect();
         let frame = ctx.table(*table).await.and_then(|f| f.select_columns(&columns)).map_err(query_error(&context))?;

@@ -44,12 +44,12 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CompactionConfig {
-    /// A partition (a table's day or month, or `_rejections`) is rewritten as one file once it has this
-    /// many committed files (default 8; at least 2).
+    /// A partition (a table's month, or `_rejections`) is rewritten as one file once it has this many files
+    /// (default 8; at least 2).
     pub min_files: usize,
-    /// `permitflow run` compacts this many seconds after the previous compaction (default 3600; 0: never,
-    /// run `permitflow compact` yourself). A stream at the agency's pace leaves about one file per event
-    /// and flush; compaction keeps scans by DataFusion, DuckDB and Spark fast.
+    /// `permitflow run` compacts (and vacuums) this many seconds after the previous compaction (default
+    /// 3600; 0: never, run `permitflow compact` yourself). A stream at the agency's pace leaves about one
+    /// file per event and flush; compaction keeps scans by DataFusion, DuckDB and Spark fast.
     pub interval_s: u64,
 }
 
@@ -65,22 +65,11 @@ impl Default for CompactionConfig {
 pub struct WarehouseConfig {
     /// Warehouse directory (default `./warehouse`).
     pub path: PathBuf,
-    /// After this many commits (made or seen) since the last checkpoint, the next commit also writes a
-    /// checkpoint of the commit log, from which the log is read from then on (default 1000; 0: never).
-    pub checkpoint_interval: u64,
-    /// Commit records a compaction keeps before the newest checkpoint; older records and checkpoints are
-    /// removed (default 100,000, about 11 days of commits every 10 s; 0: keep every record). An
-    /// incremental materialisation whose last run is older than that rebuilds the marts in full.
-    pub log_retention: u64,
 }
 
 impl Default for WarehouseConfig {
     fn default() -> Self {
-        WarehouseConfig {
-            path: default_warehouse_path(),
-            checkpoint_interval: permitflow_warehouse::CHECKPOINT_INTERVAL,
-            log_retention: permitflow_warehouse::LOG_RETENTION,
-        }
+        WarehouseConfig { path: default_warehouse_path() }
     }
 }
 

@@ -22,10 +22,10 @@ pub struct FileReport {
     pub counts: Counts,
     /// Rejections of this run by rule.
     pub rejected_by_rule: BTreeMap<String, u64>,
-    /// Commits made in this run.
-    pub commits: Vec<u64>,
-    /// Set when the whole content was already committed: the commit that completed it.
-    pub already_committed: Option<u64>,
+    /// Commits made in this run (the versions of `_rejections`, which records the positions).
+    pub commits: Vec<i64>,
+    /// Set when the whole content was already committed: the `_rejections` version that says so.
+    pub already_committed: Option<i64>,
     /// Set when an earlier run had committed part of the file: the line it resumed at.
     pub resumed_at_line: Option<u64>,
 }
@@ -90,10 +90,10 @@ fn ingest_file(
         already_committed: None,
         resumed_at_line: None,
     };
-    let done = warehouse.log().file_progress(&file.sha256);
-    if let Some(done) = done.filter(|d| d.is_complete()) {
-        info!(file = %path.display(), commit = done.last_seq, "already committed; skipping");
-        report.already_committed = Some(done.last_seq);
+    let done = warehouse.file_progress(&file.sha256)?;
+    if let Some(done) = done.filter(|d| d.to_byte >= file.size) {
+        info!(file = %path.display(), version = done.version, "already committed; skipping");
+        report.already_committed = Some(done.version);
         return Ok(report);
     }
     let (from_byte, from_line) = done.map(|d| (d.to_byte, d.to_line)).unwrap_or((0, 1));
@@ -139,15 +139,10 @@ fn ingest_file(
             break;
         }
         let mut pending = PendingCommit::new(format!("{}-l{batch_line}", &file.sha256[..16]));
-        for batch in decoder.finish()? {
-            warehouse.stage_events(&mut pending, &[&batch])?;
-        }
-        warehouse.stage_rejections(&mut pending, &rejections.finish().map_err(WarehouseError::from)?)?;
         pending.add_source(
             SourceRange::File {
-                path: path.display().to_string(),
+                source: source.clone(),
                 sha256: file.sha256.clone(),
-                size: file.size,
                 from_byte: batch_byte,
                 to_byte: reader.position(),
                 from_line: batch_line,
@@ -155,9 +150,13 @@ fn ingest_file(
             },
             counts,
         );
+        for batch in decoder.finish()? {
+            warehouse.stage_events(&mut pending, &[&batch])?;
+        }
+        warehouse.stage_rejections(&mut pending, &rejections.finish().map_err(WarehouseError::from)?)?;
         let commit = warehouse.commit(pending)?;
         info!(
-            commit = commit.seq,
+            version = commit.version,
             read = counts.read,
             accepted = counts.accepted,
             rejected = counts.rejected,
@@ -165,7 +164,7 @@ fn ingest_file(
             "committed batch"
         );
         report.counts += counts;
-        report.commits.push(commit.seq);
+        report.commits.push(commit.version);
         progress(Progress::Advanced { byte: reader.position() });
     }
     progress(Progress::FileFinished);
@@ -207,7 +206,7 @@ mod tests {
         let report = ingest(&mut warehouse, &path, 2).expect("ingest");
         assert_eq!((report.counts.read, report.counts.accepted, report.counts.rejected), (3, 2, 1));
         assert_eq!(report.rejected_by_rule.get("invalid_json"), Some(&1));
-        assert_eq!(warehouse.log().counts(), report.counts);
+        assert_eq!(warehouse.counts().expect("counts"), report.counts);
     }
 
     #[test]
@@ -222,7 +221,8 @@ mod tests {
         assert_eq!(again.counts, Counts::default());
         assert!(again.already_committed.is_some());
         let reopened = Warehouse::open(dir.path().join("wh")).expect("reopen");
-        assert_eq!((reopened.log().counts().accepted, reopened.log().counts().rejected), (1, 1));
+        let counts = reopened.counts().expect("counts");
+        assert_eq!((counts.accepted, counts.rejected), (1, 1));
     }
 
     #[test]
@@ -246,11 +246,11 @@ mod tests {
         }));
         assert!(aborted.is_err());
         let mut warehouse = Warehouse::open(dir.path().join("wh")).expect("reopen");
-        assert_eq!(warehouse.log().counts().read, 2);
+        assert_eq!(warehouse.counts().expect("counts").read, 2);
         let report = ingest(&mut warehouse, &path, 2).expect("resume");
         assert_eq!(report.resumed_at_line, Some(3));
         assert_eq!(report.counts.read, 3);
-        assert_eq!(warehouse.log().counts(), Counts { read: 5, accepted: 3, rejected: 2 });
+        assert_eq!(warehouse.counts().expect("counts"), Counts { read: 5, accepted: 3, rejected: 2 });
     }
 
     proptest! {
@@ -266,7 +266,7 @@ mod tests {
             let mut warehouse = Warehouse::open(dir.path().join("wh")).expect("open");
             let report = ingest(&mut warehouse, &path, 7).expect("ingest never fails on content");
             prop_assert_eq!(report.counts.read, report.counts.accepted + report.counts.rejected);
-            prop_assert_eq!(warehouse.log().counts(), report.counts);
+            prop_assert_eq!(warehouse.counts().expect("counts"), report.counts);
         }
     }
 }

@@ -24,7 +24,9 @@ use permitflow_schema::{DecodedBatch, Decoder, MAX_EVENT_BYTES, Position, Pseudo
 use permitflow_source::kafka::{
     DeadLetter, DeadLetterProducer, KafkaConfig, KafkaSource, PartitionEvent, TopicPartition, TopicsConfig,
 };
-use permitflow_warehouse::{Counts, PendingCommit, RejectionBuffer, SourceRange, Warehouse, WarehouseError};
+use permitflow_warehouse::{
+    Counts, PendingCommit, RejectionBuffer, SourceRange, Warehouse, WarehouseError, kafka_row_source,
+};
 use serde::{Deserialize, Serialize};
 use tracing::{debug, error, info, info_span, warn};
 
@@ -113,7 +115,7 @@ impl PartitionBuffer {
     fn new(tp: &TopicPartition, start: i64, end: Option<i64>, decoder: Decoder) -> Self {
         PartitionBuffer {
             tp: tp.clone(),
-            source: format!("kafka:{}/{}", tp.0, tp.1),
+            source: kafka_row_source(&tp.0, tp.1),
             from_offset: start,
             next_offset: start,
             decoder,
@@ -190,8 +192,10 @@ impl Flusher<'_> {
                 Ok(()) => {
                     return Outcome::Committed(sealed.iter().map(|s| (s.tp.clone(), s.counts, s.to_offset)).collect());
                 }
-                Err(PipelineError::Warehouse(WarehouseError::OffsetConflict(conflicts))) => {
-                    warn!(?conflicts, "another instance committed these ranges first; re-reading from the log");
+                Err(PipelineError::Warehouse(
+                    conflict @ (WarehouseError::OffsetConflict(_) | WarehouseError::SourceConflict { .. }),
+                )) => {
+                    warn!(%conflict, "another instance committed these ranges first; re-reading from the committed positions");
                     return Outcome::Conflict(sealed.iter().map(|s| s.tp.clone()).collect());
                 }
                 Err(e) if shutdown.load(Ordering::SeqCst) => {
@@ -220,11 +224,13 @@ impl Flusher<'_> {
         let mut pending = PendingCommit::new(format!("{}-{}-{from_offset}", first.tp.0, first.tp.1));
         let mut by_table: BTreeMap<usize, Vec<&DecodedBatch>> = BTreeMap::new();
         for part in sealed {
+            pending.add_source(part.range(), part.counts);
+        }
+        for part in sealed {
             for batch in &part.batches {
                 by_table.entry(batch.event).or_default().push(batch);
             }
             warehouse.stage_rejections(&mut pending, &part.rejections)?;
-            pending.add_source(part.range(), part.counts);
         }
         for parts in by_table.into_values() {
             warehouse.stage_events(&mut pending, &parts)?;
@@ -244,7 +250,7 @@ impl Flusher<'_> {
             );
         }
         info!(
-            commit = commit.seq,
+            version = commit.version,
             partitions = sealed.len(),
             files = commit.files.len(),
             read = commit.counts.read,
@@ -293,8 +299,8 @@ pub fn run_kafka(
     let resume_from = Arc::clone(&warehouse);
     let resume = Box::new(move |topic: &str, partition: i32| {
         let mut warehouse = lock(&resume_from);
-        let log = warehouse.refresh_log().map_err(|e| e.to_string())?;
-        Ok(log.kafka_position(topic, partition))
+        warehouse.refresh().map_err(|e| e.to_string())?;
+        warehouse.kafka_position(topic, partition).map_err(|e| e.to_string())
     });
     let names = topics.all();
     let source = KafkaSource::subscribe(kafka, &names, resume)?;
@@ -535,8 +541,11 @@ impl Loop<'_> {
     fn rewind(&mut self, partitions: &[TopicPartition]) -> Result<(), PipelineError> {
         let log = {
             let mut warehouse = lock(&self.warehouse);
-            warehouse.refresh_log()?;
-            partitions.iter().map(|tp| (tp.clone(), warehouse.log().kafka_position(&tp.0, tp.1))).collect::<Vec<_>>()
+            warehouse.refresh()?;
+            partitions
+                .iter()
+                .map(|tp| Ok((tp.clone(), warehouse.kafka_position(&tp.0, tp.1)?)))
+                .collect::<Result<Vec<_>, WarehouseError>>()?
         };
         for (tp, position) in log {
             if let Some(buffer) = self.buffers.get_mut(&tp) {
@@ -556,10 +565,13 @@ impl Loop<'_> {
     /// True when the log covers every partition up to its target (the high watermark at start).
     fn reached(&self, targets: &[(TopicPartition, i64, i64)]) -> Result<bool, PipelineError> {
         let mut warehouse = lock(&self.warehouse);
-        let log = warehouse.refresh_log()?;
-        Ok(targets.iter().all(|((topic, partition), low, high)| {
-            high <= low || log.kafka_position(topic, *partition).is_some_and(|p| p >= *high)
-        }))
+        warehouse.refresh()?;
+        for ((topic, partition), low, high) in targets {
+            if high > low && warehouse.kafka_position(topic, *partition)?.is_none_or(|p| p < *high) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 }
 

@@ -1,5 +1,5 @@
-//! DuckDB, the second engine that reads the warehouse in tests and benchmarks: the Python package pinned
-//! in `tests/duckdb/requirements.txt`, installed once into a virtual environment under
+//! DuckDB, the second engine that reads the warehouse in tests and benchmarks: the Python packages pinned
+//! in `tests/duckdb/requirements.txt` (DuckDB, and `deltalake` for the Delta tables' file lists), installed once into a virtual environment under
 //! `~/.cache/permitflow/` (PyPI is needed the first time), and `tests/duckdb/indicators.py` run with it.
 
 use std::path::{Path, PathBuf};
@@ -28,18 +28,25 @@ fn run(command: &mut Command, what: &str) -> Result<String, TestkitError> {
 
 /// The Python interpreter of a virtual environment with DuckDB, creating it on first use.
 pub fn duckdb_python() -> Result<PathBuf, TestkitError> {
-    let version = REQUIREMENTS.lines().find_map(|l| l.trim().strip_prefix("duckdb==")).unwrap_or("unpinned");
+    let pinned = |package: &str| {
+        REQUIREMENTS.lines().find_map(|l| l.trim().strip_prefix(package)?.strip_prefix("==")).unwrap_or("unpinned")
+    };
     let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
-    let venv = home.join(".cache/permitflow").join(format!("duckdb-venv-{version}"));
+    let venv = home.join(".cache/permitflow").join(format!(
+        "duckdb-venv-{}-deltalake-{}",
+        pinned("duckdb"),
+        pinned("deltalake")
+    ));
     let python = venv.join("bin/python");
-    if run(Command::new(&python).args(["-c", "import duckdb"]), "checking the DuckDB venv").is_ok() {
+    let check = || run(Command::new(&python).args(["-c", "import duckdb, deltalake"]), "checking the DuckDB venv");
+    if check().is_ok() {
         return Ok(python);
     }
     std::fs::create_dir_all(venv.parent().unwrap_or(&venv))?;
     // One installer at a time: tests run in parallel.
     let lock = std::fs::File::create(venv.with_extension("lock"))?;
     lock.lock()?;
-    if run(Command::new(&python).args(["-c", "import duckdb"]), "checking the DuckDB venv").is_err() {
+    if check().is_err() {
         run(Command::new("python3").args(["-m", "venv", "--clear"]).arg(&venv), "python3 -m venv")?;
         run(
             Command::new(&python)

@@ -1,17 +1,34 @@
-//! The Parquet warehouse: Hive-partitioned event tables, the `_rejections`
-//! table, the marts directory, and the commit log that makes writes atomic
-//! and idempotent.
+//! The warehouse: the event tables and `_rejections` as Delta Lake tables, and the marts directory.
 //!
-//! This crate owns the on-disk layout and its consistency; it does not decide
-//! *when* to flush (the pipeline does) and does not compute indicators (the
-//! metrics crate does). Writing is two steps, as in delta-rs: data files are
-//! staged as `*.parquet.inprogress` (no reader matches them), then
-//! [`Warehouse::commit`] records them in the log together with the source
-//! positions they cover and renames them into place. On open, staged files
-//! that no commit names are removed and committed ones not yet renamed are
-//! finished, so a crash at any point leaves either all of a commit or none.
-//! [`Warehouse::compact`] rewrites partitions of many small files as one file each, recorded in the
-//! log and swapped in atomically (the `compact` module).
+//! This crate owns the layout and its consistency; it does not decide *when* to flush (the pipeline does)
+//! and does not compute indicators (the metrics crate does). It has one write path and one read path:
+//!
+//! - **Writing** is two steps, as in delta-rs and kafka-delta-ingest. [`Warehouse::stage_events`] and
+//!   [`Warehouse::stage_rejections`] write Parquet files (permitflow's own encoding: rows sorted by
+//!   `occurred_at`, zstd, page statistics, on every core) that no snapshot names yet; [`Warehouse::commit`]
+//!   then commits them to each table's Delta log as add actions with their statistics, together with an
+//!   application transaction (`txn`) per source position (see the `positions` module).
+//! - **Reading** goes through Delta snapshots: [`Warehouse::files`] (the materialiser's file list),
+//!   [`Warehouse::commits_since`] (its incremental scope) and [`register_tables`] (`permitflow query` and
+//!   the SQL of the models). Nothing lists directories.
+//!
+//! # A flush over several tables
+//! A commit covers source ranges (Kafka partitions, NDJSON lines) whose rows land in several tables, and
+//! Delta commits one table at a time. `_rejections` is the coordinator: its transactions are the positions
+//! the sources resume from, and it is committed last.
+//!
+//! 1. The coordinator's positions are read: a Kafka range that does not start at its partition's position
+//!    is refused ([`WarehouseError::OffsetConflict`]) before anything is committed.
+//! 2. Each event table with rows is committed with its files and, for every source of the flush, a `txn`
+//!    to the end of the range. The commit is made on the snapshot the table's positions were read from when
+//!    its files were staged, so a writer that committed the same source in between makes it fail with
+//!    Delta's conflict detection ([`WarehouseError::SourceConflict`]), never both succeed.
+//! 3. The coordinator is committed with the rejections and the positions.
+//!
+//! A crash (or conflict) between the tables' commits leaves some tables ahead of the coordinator. The
+//! sources are then read again from the coordinator's position, and staging a table's rows drops those
+//! below that table's own position: every table holds each source's rows exactly once, as a prefix up to
+//! its `txn`. Files written for a commit that never happened are in no snapshot; `vacuum` removes them.
 //!
 //! ```
 //! use permitflow_schema::{Contract, Decoder, Position, Pseudonymiser};
@@ -26,59 +43,60 @@
 //! decoder.decode(line, Position { source: "file:x.ndjson", offset: 1 })?;
 //!
 //! let mut pending = PendingCommit::new("example");
+//! pending.add_source(SourceRange::File {
+//!     source: "file:x.ndjson".into(), sha256: "00".into(),
+//!     from_byte: 0, to_byte: 300, from_line: 1, to_line: 2,
+//! }, Counts { read: 1, accepted: 1, rejected: 0 });
 //! for batch in decoder.finish()? {
 //!     warehouse.stage_events(&mut pending, &[&batch])?;
 //! }
-//! pending.add_source(SourceRange::File {
-//!     path: "x.ndjson".into(), sha256: "00".into(), size: 300,
-//!     from_byte: 0, to_byte: 300, from_line: 1, to_line: 2,
-//! }, Counts { read: 1, accepted: 1, rejected: 0 });
 //! let commit = warehouse.commit(pending)?;
 //!
 //! // 01:15 at +02:00 is the previous day in UTC.
-//! assert_eq!(commit.files[0].path,
-//!     "events/decisions/event_month=2024-02/part-example-0000.parquet");
-//! assert!(dir.path().join(&commit.files[0].path).exists());
+//! assert!(commit.files[0].path.starts_with("events/decisions/event_month=2024-02/part-example-"));
+//! assert!(dir.path().join("events/decisions/_delta_log/00000000000000000001.json").exists());
+//! assert_eq!(warehouse.file_progress("00")?.map(|p| p.to_line), Some(2));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![warn(missing_docs)]
 
 mod compact;
-mod log;
+mod delta;
 mod marts;
+mod positions;
 mod rejections;
 mod tables;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, AsArray, RecordBatch, StringBuilder, TimestampMicrosecondArray};
 use arrow::compute::interleave_record_batch;
-use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef, TimestampMicrosecondType};
+use arrow::datatypes::{DataType, Field, FieldRef, Int64Type, Schema, SchemaRef, TimestampMicrosecondType};
+use deltalake::DeltaTable;
+use deltalake::kernel::{Action, Add};
+use deltalake::table::state::DeltaTableState;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
-use permitflow_schema::{Contract, DecodedBatch, EventSchema};
+use permitflow_schema::{Contract, DecodedBatch, EventSchema, SOURCE_COLUMN, SOURCE_OFFSET_COLUMN};
 use rayon::prelude::*;
-use tracing::{debug, info_span, warn};
+use tracing::{info_span, warn};
 
-pub use compact::{COMPACTION_DIR, CompactOptions, CompactionReport, LayoutLock};
-pub use log::{
-    CHECKPOINT_INTERVAL, COMMITS_DIR, Commit, CommitLog, CommittedFile, Counts, FileProgress, LOG_RETENTION,
-    OffsetConflict, SourceRange, TopicPartition,
-};
+pub use compact::{CompactOptions, CompactionReport};
+pub use delta::{TABLE_PROPERTIES, VACUUM_RETENTION_HOURS};
 pub use marts::{MART_PARTITION, MART_SCHEMAS_DIR, MartLock};
+pub use positions::{
+    Commit, CommittedFile, Counts, FileProgress, OffsetConflict, SourceRange, TopicPartition, Versions,
+    kafka_row_source,
+};
 pub use rejections::{REJECTIONS_DIR, REJECTIONS_TABLE, RejectionBuffer, rejections_schema};
 pub use tables::{MARTS_DIR, mart_dir, register_tables};
 
 /// Directory of the event tables inside the warehouse.
 pub const EVENTS_DIR: &str = "events";
-/// Suffix of a staged, not yet committed data file (`<name>.<writer>.inprogress`).
-pub const IN_PROGRESS_SUFFIX: &str = ".inprogress";
-/// Directory of the writer lock files: a writer's staged files are only cleaned up once its lock is free.
-pub const WRITERS_DIR: &str = "_writers";
 /// Rows per Parquet row group: large enough for scans, small enough to prune.
 pub const ROW_GROUP_ROWS: usize = 1 << 20;
 /// zstd level of data files (3: the library default, a good size/speed balance).
@@ -86,9 +104,11 @@ pub const ZSTD_LEVEL: i32 = 3;
 /// The event time every event has: rows are sorted by it within each file, so that the statistics of row
 /// groups and pages prune days inside a month partition.
 pub const OCCURRED_AT: &str = "occurred_at";
+/// The commit log of the warehouses of earlier permitflow versions (before Delta tables).
+const OLD_COMMITS_DIR: &str = "_commits";
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 
-/// Errors of the warehouse; each names the path involved.
+/// Errors of the warehouse; each names the path or table involved.
 #[derive(Debug, thiserror::Error)]
 pub enum WarehouseError {
     /// A file system operation failed.
@@ -99,19 +119,13 @@ pub enum WarehouseError {
         /// The OS error.
         source: std::io::Error,
     },
-    /// The commit log cannot be read.
-    #[error("commit log {path} is damaged: {message}; restore it from backup or start a new warehouse")]
-    CorruptLog {
-        /// The damaged record.
-        path: PathBuf,
-        /// What is wrong.
+    /// Reading or committing a table's Delta log failed.
+    #[error("Delta table {table}: {message}")]
+    Delta {
+        /// The table (or its location).
+        table: String,
+        /// What failed.
         message: String,
-    },
-    /// Another writer appended a commit with the same sequence number first (retried internally).
-    #[error("commit {seq} was taken by another writer; reload the log and retry")]
-    CommitConflict {
-        /// The contested sequence number.
-        seq: u64,
     },
     /// Kafka data another writer has committed already (a rebalance race); nothing was written.
     #[error(
@@ -120,17 +134,26 @@ pub enum WarehouseError {
         .0.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
     )]
     OffsetConflict(Vec<OffsetConflict>),
-    /// The warehouse was written with the day partitions of an earlier permitflow.
+    /// Another writer committed rows of the same sources to a table after its positions were read.
     #[error(
-        "{root} holds event tables partitioned by day ({example}), the layout of an earlier permitflow; this \
-         version partitions them by month (event_month=YYYY-MM). Ingest the source files (or replay the topics) \
+        "another writer committed rows of {sources} to table {table} first; the sources are re-read from their \
+         committed positions"
+    )]
+    SourceConflict {
+        /// The table.
+        table: String,
+        /// The application ids of the flush's sources.
+        sources: String,
+    },
+    /// The warehouse was written by a permitflow before Delta tables.
+    #[error(
+        "{root} holds a warehouse of an earlier permitflow (its own commit log, {OLD_COMMITS_DIR}/), which this \
+         version does not read: its tables are Delta tables now. Ingest the source files (or replay the topics) \
          into a new warehouse directory, then remove this one"
     )]
-    DayLayout {
+    OldLayout {
         /// The warehouse directory.
         root: PathBuf,
-        /// One day-partitioned file.
-        example: String,
     },
     /// Writing Parquet failed.
     #[error("writing {path}: {source}")]
@@ -155,32 +178,65 @@ impl WarehouseError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         WarehouseError::Io { path: path.into(), source }
     }
+
+    pub(crate) fn delta(table: &str, error: deltalake::DeltaTableError) -> Self {
+        WarehouseError::Delta { table: table.to_string(), message: error.to_string() }
+    }
+}
+
+/// One table of the warehouse.
+#[derive(Debug)]
+pub(crate) struct Table {
+    /// Its directory, relative to the warehouse root.
+    pub(crate) dir: String,
+    /// Its Hive partition column, if any.
+    pub(crate) partition: Option<String>,
+    /// Its date column (first and last values kept per file), if any.
+    pub(crate) date_column: Option<String>,
+    /// The Delta table, at the version last read.
+    pub(crate) delta: DeltaTable,
+}
+
+impl Table {
+    /// The table's state as last read.
+    pub(crate) fn state(&self, name: &str) -> Result<&DeltaTableState, WarehouseError> {
+        self.delta.snapshot().map_err(|e| WarehouseError::delta(name, e))
+    }
+}
+
+/// A table's part of a pending commit: the snapshot its positions were read from, and its staged files.
+#[derive(Debug)]
+struct Staged {
+    state: DeltaTableState,
+    /// The table's position of each source of the commit (application id → next offset or line).
+    positions: HashMap<String, i64>,
+    files: Vec<(CommittedFile, Add, PathBuf)>,
+    committed: bool,
 }
 
 /// Files and source positions waiting to be committed together.
 ///
-/// Dropping it without committing removes the files it staged.
+/// Add the sources ([`PendingCommit::add_source`]) before staging rows: staging drops the rows a table
+/// holds already. Dropping it without committing removes the files it staged.
 #[derive(Debug)]
 pub struct PendingCommit {
     stem: String,
-    /// The layout lock, shared, from the first staged file until the commit is renamed into place (so a
-    /// compaction never swaps a partition under a write).
-    layout: Option<compact::LayoutLock>,
-    staged: Vec<(CommittedFile, PathBuf)>,
     sources: Vec<SourceRange>,
     counts: Counts,
+    tables: BTreeMap<String, Staged>,
+    files_named: usize,
 }
 
 impl PendingCommit {
-    /// A new pending commit; `stem` makes its file names unique and deterministic
-    /// (derive it from the source position, e.g. file hash and first line).
+    /// A new pending commit; `stem` starts its file names (derive it from the source position, e.g. file
+    /// hash and first line, so that a file says where its rows came from).
     pub fn new(stem: impl Into<String>) -> Self {
         PendingCommit {
             stem: stem.into(),
-            layout: None,
-            staged: Vec::new(),
             sources: Vec::new(),
             counts: Counts::default(),
+            tables: BTreeMap::new(),
+            files_named: 0,
         }
     }
 
@@ -192,83 +248,87 @@ impl PendingCommit {
 
     /// Files staged so far.
     pub fn files(&self) -> impl Iterator<Item = &CommittedFile> {
-        self.staged.iter().map(|(f, _)| f)
+        self.tables.values().flat_map(|t| t.files.iter().map(|(f, _, _)| f))
     }
 
-    /// The name of the `index`-th file of this commit.
-    fn name_at(&self, index: usize) -> String {
-        format!("part-{}-{index:04}.parquet", self.stem)
+    /// The name of a new file of this commit: unique, so that two writers of the same range never write
+    /// the same file.
+    fn next_name(&mut self) -> String {
+        self.files_named += 1;
+        format!("part-{}-{:04}-{}.zstd.parquet", self.stem, self.files_named, uuid::Uuid::new_v4().simple())
+    }
+
+    /// The applications ids of the sources, for messages.
+    fn source_ids(&self) -> String {
+        self.sources.iter().map(SourceRange::app_id).collect::<Vec<_>>().join(", ")
     }
 }
 
 impl Drop for PendingCommit {
     fn drop(&mut self) {
-        for (_, staged) in self.staged.drain(..) {
-            if let Err(e) = fs::remove_file(&staged) {
-                warn!(file = %staged.display(), error = %e, "could not remove a staged file of an abandoned commit");
+        for staged in self.tables.values().filter(|t| !t.committed) {
+            for (_, _, path) in &staged.files {
+                if let Err(e) = fs::remove_file(path) {
+                    warn!(file = %path.display(), error = %e, "could not remove a file of an abandoned commit");
+                }
             }
         }
     }
 }
 
-/// A warehouse directory, opened and recovered.
+/// What a commit did.
+#[derive(Debug, Clone)]
+pub struct FlushCommit {
+    /// The coordinator's (`_rejections`) new version.
+    pub version: i64,
+    /// The files it added, to every table.
+    pub files: Vec<CommittedFile>,
+    /// The inputs it covered.
+    pub counts: Counts,
+}
+
+/// A warehouse directory, opened.
 #[derive(Debug)]
 pub struct Warehouse {
     root: PathBuf,
-    log: CommitLog,
     contract: Arc<Contract>,
     properties: WriterProperties,
-    /// Taken on the first write, so that reading needs no write access.
-    writer: std::sync::OnceLock<WriterLock>,
-}
-
-/// This process's writer identity, held as an exclusive lock on `_writers/<id>.lock` while it lives.
-#[derive(Debug)]
-struct WriterLock {
-    id: String,
-    path: PathBuf,
-    _file: fs::File,
-}
-
-impl WriterLock {
-    fn acquire(root: &Path) -> Result<WriterLock, WarehouseError> {
-        let dir = root.join(WRITERS_DIR);
-        fs::create_dir_all(&dir).map_err(|e| WarehouseError::io(&dir, e))?;
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        let id = format!("{:x}{:x}", std::process::id(), nanos);
-        let path = dir.join(format!("{id}.lock"));
-        let file = fs::File::create(&path).map_err(|e| WarehouseError::io(&path, e))?;
-        file.lock().map_err(|e| WarehouseError::io(&path, e))?;
-        Ok(WriterLock { id, path, _file: file })
-    }
-
-    /// True when the writer `id` is alive (its lock is held), in this process or another.
-    fn is_live(root: &Path, id: &str) -> bool {
-        let path = root.join(WRITERS_DIR).join(format!("{id}.lock"));
-        match fs::File::open(&path) {
-            Ok(file) => matches!(file.try_lock(), Err(fs::TryLockError::WouldBlock)),
-            Err(_) => false,
-        }
-    }
-}
-
-impl Drop for WriterLock {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.path);
-    }
+    tables: BTreeMap<String, Table>,
 }
 
 impl Warehouse {
-    /// Opens (creating if needed) the warehouse at `root` and recovers from any interrupted commit.
+    /// Opens the warehouse at `root`, creating the directory and any missing table.
     pub fn open(root: impl AsRef<Path>) -> Result<Warehouse, WarehouseError> {
         let root = root.as_ref().to_path_buf();
-        for dir in [root.join(EVENTS_DIR), root.join(REJECTIONS_DIR), root.join(MARTS_DIR)] {
+        if root.join(OLD_COMMITS_DIR).is_dir() {
+            return Err(WarehouseError::OldLayout { root });
+        }
+        for dir in [root.join(EVENTS_DIR), root.join(MARTS_DIR)] {
             fs::create_dir_all(&dir).map_err(|e| WarehouseError::io(&dir, e))?;
         }
-        let log = CommitLog::load(&root)?;
-        if let Some((_, file)) = log.live_files().into_iter().find(|(_, f)| f.path.contains("/event_date=")) {
-            return Err(WarehouseError::DayLayout { root, example: file.path.clone() });
+        let contract = Contract::embedded()?;
+        let mut tables = BTreeMap::new();
+        for event in contract.events() {
+            let dir = format!("{EVENTS_DIR}/{}", event.table);
+            let partition = &event.partition.column;
+            let mut fields: Vec<FieldRef> = stored_schema(event).fields().iter().cloned().collect();
+            fields.push(Arc::new(Field::new(partition, DataType::Utf8, false)));
+            let url = delta::directory_url(&root.join(&dir))?;
+            let delta = delta::open_or_create(&event.table, url, &Schema::new(fields), Some(partition))?;
+            let table = Table {
+                dir,
+                partition: Some(partition.clone()),
+                date_column: event.partition.date_column.clone(),
+                delta,
+            };
+            tables.insert(event.table.clone(), table);
         }
+        let url = delta::directory_url(&root.join(REJECTIONS_DIR))?;
+        let delta = delta::open_or_create(REJECTIONS_TABLE, url, &rejections_schema(), None)?;
+        tables.insert(
+            REJECTIONS_TABLE.to_string(),
+            Table { dir: REJECTIONS_DIR.to_string(), partition: None, date_column: None, delta },
+        );
         let properties = WriterProperties::builder()
             .set_compression(Compression::ZSTD(
                 ZstdLevel::try_new(ZSTD_LEVEL)
@@ -277,56 +337,12 @@ impl Warehouse {
             .set_statistics_enabled(EnabledStatistics::Page)
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
             .build();
-        let writer = std::sync::OnceLock::new();
-        let warehouse = Warehouse { root, log, contract: Contract::embedded()?, properties, writer };
-        warehouse.recover()?;
-        Ok(warehouse)
-    }
-
-    /// This process's writer id, taking the writer lock on first use.
-    fn writer_id(&self) -> Result<&str, WarehouseError> {
-        if let Some(writer) = self.writer.get() {
-            return Ok(&writer.id);
-        }
-        let writer = WriterLock::acquire(&self.root)?;
-        Ok(&self.writer.get_or_init(|| writer).id)
+        Ok(Warehouse { root, contract, properties, tables })
     }
 
     /// The warehouse directory.
     pub fn root(&self) -> &Path {
         &self.root
-    }
-
-    /// The commit log as last read.
-    pub fn log(&self) -> &CommitLog {
-        &self.log
-    }
-
-    /// A commit writes a log checkpoint once the log holds `interval` commit records since its last one (0:
-    /// never; the default is [`log::CHECKPOINT_INTERVAL`]).
-    pub fn set_checkpoint_interval(&mut self, interval: u64) {
-        self.log.set_checkpoint_interval(interval);
-    }
-
-    /// A compaction prunes the commit log to `records` commit records before its newest checkpoint (0: keeps
-    /// every record; the default is [`log::LOG_RETENTION`]). Incremental materialisation needs the records
-    /// since the marts' last run; when they are gone, it rebuilds in full.
-    pub fn set_log_retention(&mut self, records: u64) {
-        self.log.set_retention(records);
-    }
-
-    /// Writes the log's checkpoint now, after reading the commits other writers made (see
-    /// [`Warehouse::set_checkpoint_interval`] and the `log` module).
-    pub fn checkpoint(&mut self) -> Result<(), WarehouseError> {
-        self.log.refresh()?;
-        let writer = self.writer_id()?.to_string();
-        self.log.checkpoint(&writer)
-    }
-
-    /// Reads the commits other writers made since the log was last read.
-    pub fn refresh_log(&mut self) -> Result<&CommitLog, WarehouseError> {
-        self.log.refresh()?;
-        Ok(&self.log)
     }
 
     /// The event contract the tables follow.
@@ -339,99 +355,198 @@ impl Warehouse {
         self.root.join(EVENTS_DIR).join(table)
     }
 
-    /// Finishes committed renames and removes staged files no commit names, of writers that are gone.
-    ///
-    /// Files staged by a live writer (another process sharing the warehouse) are left alone.
-    fn recover(&self) -> Result<(), WarehouseError> {
-        self.recover_holding_layout(false)
+    pub(crate) fn table(&self, name: &str) -> Result<&Table, WarehouseError> {
+        self.tables
+            .get(name)
+            .ok_or_else(|| WarehouseError::Delta { table: name.to_string(), message: "no such table".into() })
     }
 
-    /// [`Warehouse::recover`]; `holding_layout`: the caller holds the layout lock exclusively (a compaction).
-    fn recover_holding_layout(&self, holding_layout: bool) -> Result<(), WarehouseError> {
-        self.recover_compactions(holding_layout)?;
-        let committed: std::collections::HashSet<&str> =
-            self.log.live_files().into_iter().map(|(_, f)| f.path.as_str()).collect();
-        let is_live = |writer: &str| WriterLock::is_live(&self.root, writer);
-        self.log.remove_stale_temporaries(is_live)?;
-        let mut staged = Vec::new();
-        for dir in [self.root.join(EVENTS_DIR), self.root.join(REJECTIONS_DIR), self.root.join(MARTS_DIR)] {
-            collect_in_progress(&dir, &mut staged)?;
-        }
-        for path in staged {
-            let name = path.to_string_lossy();
-            let Some((final_name, writer)) = name.trim_end_matches(IN_PROGRESS_SUFFIX).rsplit_once('.') else {
-                continue;
-            };
-            if is_live(writer) {
-                continue;
-            }
-            let final_path = PathBuf::from(final_name);
-            let relative = relative_path(&self.root, &final_path);
-            if committed.contains(relative.as_str()) {
-                debug!(file = %relative, "finishing committed file");
-                match fs::rename(&path, &final_path) {
-                    // Another process recovering the same warehouse finished it first.
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    result => result.map_err(|e| WarehouseError::io(&path, e))?,
-                }
-            } else {
-                warn!(file = %path.display(), "removing a file staged by an interrupted, uncommitted write");
-                fs::remove_file(&path).map_err(|e| WarehouseError::io(&path, e))?;
-            }
-        }
-        let writers = self.root.join(WRITERS_DIR);
-        for entry in fs::read_dir(&writers).into_iter().flatten().flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if let Some(id) = name.strip_suffix(".lock")
-                && !is_live(id)
-            {
-                let _ = fs::remove_file(entry.path());
-            }
+    /// Reads the commits other writers made to every table since they were last read.
+    pub fn refresh(&mut self) -> Result<(), WarehouseError> {
+        for (name, table) in &mut self.tables {
+            delta::refresh(name, &mut table.delta)?;
         }
         Ok(())
     }
 
+    /// The version of every table as last read.
+    pub fn versions(&self) -> Versions {
+        Versions(self.tables.iter().map(|(name, t)| (name.clone(), delta::version(&t.delta))).collect())
+    }
+
+    /// The committed position of a Kafka topic-partition: the next offset to read, if any commit covered it
+    /// (as last read; see [`Warehouse::refresh`]).
+    pub fn kafka_position(&self, topic: &str, partition: i32) -> Result<Option<i64>, WarehouseError> {
+        self.coordinator_position(&positions::kafka_app_id(topic, partition))
+    }
+
+    /// How far a file (by content hash) is committed, if any commit covered it.
+    pub fn file_progress(&self, sha256: &str) -> Result<Option<FileProgress>, WarehouseError> {
+        let Some(to_line) = self.coordinator_position(&positions::file_app_id(sha256))? else { return Ok(None) };
+        let to_byte = self.coordinator_position(&positions::file_bytes_app_id(sha256))?.unwrap_or(0);
+        let version = delta::version(&self.table(REJECTIONS_TABLE)?.delta);
+        Ok(Some(FileProgress { to_byte: to_byte as u64, to_line: to_line as u64, version }))
+    }
+
+    fn coordinator_position(&self, app_id: &str) -> Result<Option<i64>, WarehouseError> {
+        let table = self.table(REJECTIONS_TABLE)?;
+        delta::transaction_version(REJECTIONS_TABLE, &table.delta, table.state(REJECTIONS_TABLE)?, app_id)
+    }
+
+    /// The data files of every table in the snapshots last read, with their rows and event dates.
+    pub fn files(&self) -> Result<Vec<CommittedFile>, WarehouseError> {
+        let mut files = Vec::new();
+        for (name, table) in &self.tables {
+            for file in table.state(name)?.log_data().iter() {
+                let stats = file.stats();
+                files.push(CommittedFile {
+                    table: name.clone(),
+                    path: format!("{}/{}", table.dir, file.path()),
+                    rows: file.num_records().map_or(0, |n| n as u64),
+                    bytes: file.size() as u64,
+                    event_dates: table
+                        .date_column
+                        .as_deref()
+                        .and_then(|column| delta::string_bounds(stats.as_deref()?, column)),
+                });
+            }
+        }
+        Ok(files)
+    }
+
+    /// Inputs the tables hold: rows of the event tables (accepted) and of `_rejections` (rejected).
+    pub fn counts(&self) -> Result<Counts, WarehouseError> {
+        let mut counts = Counts::default();
+        for file in self.files()? {
+            match file.table == REJECTIONS_TABLE {
+                true => counts.rejected += file.rows,
+                false => counts.accepted += file.rows,
+            }
+        }
+        counts.read = counts.accepted + counts.rejected;
+        Ok(counts)
+    }
+
+    /// Every commit to any table after the versions `since` through the versions last read, each table's
+    /// oldest first; `None` when some of their log entries were cleaned up (see [`TABLE_PROPERTIES`]).
+    pub fn commits_since(&self, since: &Versions) -> Result<Option<Vec<Commit>>, WarehouseError> {
+        let mut commits = Vec::new();
+        for (name, table) in &self.tables {
+            let from = since.0.get(name).copied().unwrap_or(-1);
+            let until = delta::version(&table.delta);
+            let Some(entries) = delta::actions_since(name, &table.delta, from, until)? else { return Ok(None) };
+            for (version, actions) in entries {
+                let mut commit = Commit {
+                    table: name.clone(),
+                    version,
+                    files: Vec::new(),
+                    rewritten: Vec::new(),
+                    removes: Vec::new(),
+                };
+                for action in actions {
+                    match action {
+                        Action::Add(add) if add.data_change => commit.files.push(CommittedFile {
+                            table: name.clone(),
+                            path: format!("{}/{}", table.dir, add.path),
+                            rows: delta::num_records(add.stats.as_deref()).unwrap_or(0),
+                            bytes: add.size as u64,
+                            event_dates: table
+                                .date_column
+                                .as_deref()
+                                .and_then(|column| delta::string_bounds(add.stats.as_deref()?, column)),
+                        }),
+                        Action::Add(add) => commit.rewritten.push(format!("{}/{}", table.dir, add.path)),
+                        Action::Remove(remove) => commit.removes.push(format!("{}/{}", table.dir, remove.path)),
+                        _ => {}
+                    }
+                }
+                commits.push(commit);
+            }
+        }
+        Ok(Some(commits))
+    }
+
+    /// The part of `pending` of table `name`: created on first use, from the table's snapshot as last read
+    /// (see [`Warehouse::refresh`]; this writer's own commits keep it current) and its position of each
+    /// source. A snapshot that misses another writer's commit of the same source makes the commit fail with
+    /// a conflict rather than store rows twice, so it is not read again for every flush.
+    fn staged<'p>(&mut self, pending: &'p mut PendingCommit, name: &str) -> Result<&'p mut Staged, WarehouseError> {
+        if !pending.tables.contains_key(name) {
+            let table = self
+                .tables
+                .get_mut(name)
+                .ok_or_else(|| WarehouseError::Delta { table: name.to_string(), message: "no such table".into() })?;
+            let state = table.state(name)?.clone();
+            let mut positions = HashMap::new();
+            for source in &pending.sources {
+                let app = source.app_id();
+                if let Some(at) = delta::transaction_version(name, &table.delta, &state, &app)? {
+                    positions.insert(app, at);
+                }
+            }
+            pending.tables.insert(name.to_string(), Staged { state, positions, files: Vec::new(), committed: false });
+        }
+        Ok(pending.tables.get_mut(name).expect("inserted above"))
+    }
+
     /// Writes one event table's rows, decoded in one or more batches (of several Kafka partitions, say), as
-    /// one staged Parquet file per Hive partition.
+    /// one Parquet file per Hive partition, leaving out the rows the table holds already (see the crate
+    /// documentation).
     ///
     /// Each file's rows are gathered straight from `parts` (no copy of the whole table first), and the files
     /// are encoded in parallel (one task per partition on rayon's pool): a flush or a file batch spans
-    /// hundreds of days, and Parquet encoding with zstd is most of the time a commit takes.
+    /// many months, and Parquet encoding with zstd is most of the time a commit takes.
     ///
     /// # Panics
     /// If `parts` mixes event tables.
-    pub fn stage_events(&self, pending: &mut PendingCommit, parts: &[&DecodedBatch]) -> Result<(), WarehouseError> {
+    pub fn stage_events(&mut self, pending: &mut PendingCommit, parts: &[&DecodedBatch]) -> Result<(), WarehouseError> {
         let Some(first) = parts.first() else {
             return Ok(());
         };
         assert!(parts.iter().all(|p| p.event == first.event), "stage_events over one event table only");
-        let event = &self.contract.events()[first.event];
+        let contract = self.contract.clone();
+        let event = &contract.events()[first.event];
         let spec = &event.partition;
-        let mut rows_by_key: BTreeMap<i32, Vec<(usize, usize)>> = BTreeMap::new();
-        for (index, part) in parts.iter().enumerate() {
-            for (row, key) in part.partition_keys.iter().enumerate() {
-                rows_by_key.entry(*key).or_default().push((index, row));
-            }
-        }
-        let table_dir = self.table_dir(&event.table);
-        let writer = self.writer_id()?;
-        self.hold_layout_for(pending)?;
-        // (directory, file name, the rows of `parts` it holds as (part, row)).
-        type FileRows = (PathBuf, String, Vec<(usize, usize)>);
-        let files: Vec<FileRows> = rows_by_key
-            .into_iter()
-            .enumerate()
-            .map(|(i, (key, rows))| {
-                (table_dir.join(spec.dir_name(key)), pending.name_at(pending.staged.len() + i), rows)
+        let ranges: Vec<(String, String, i64)> =
+            pending.sources.iter().map(|s| (s.row_source(), s.app_id(), s.from())).collect();
+        let held = self.staged(pending, &event.table)?.positions.clone();
+        // Per part, the table's position of its source when it is past the range's start: the rows below it
+        // are in the table already (a flush that committed this table and crashed before the coordinator).
+        let skip_below: Vec<Option<i64>> = parts
+            .iter()
+            .map(|part| {
+                let source = first_row_source(&part.batch)?;
+                let (_, app, from) = ranges.iter().find(|(row_source, _, _)| *row_source == source)?;
+                held.get(app).copied().filter(|at| at > from)
             })
             .collect();
+        let mut rows_by_key: BTreeMap<i32, Vec<(usize, usize)>> = BTreeMap::new();
+        for (index, part) in parts.iter().enumerate() {
+            let offsets =
+                part.batch.column_by_name(SOURCE_OFFSET_COLUMN).map(|c| c.as_primitive::<Int64Type>().values().clone());
+            for (row, key) in part.partition_keys.iter().enumerate() {
+                let held = match (skip_below[index], &offsets) {
+                    (Some(below), Some(offsets)) => offsets[row] < below,
+                    _ => false,
+                };
+                if !held {
+                    rows_by_key.entry(*key).or_default().push((index, row));
+                }
+            }
+        }
+        let table = self.table(&event.table)?;
+        let table_dir = self.root.join(&table.dir);
+        // (partition value, file name, the rows of `parts` it holds as (part, row)).
+        type FileRows = (String, String, Vec<(usize, usize)>);
+        let files: Vec<FileRows> =
+            rows_by_key.into_iter().map(|(key, rows)| (spec.value(key), pending.next_name(), rows)).collect();
         let sources: Vec<&RecordBatch> = parts.iter().map(|p| &p.batch).collect();
         let times: Option<Vec<&TimestampMicrosecondArray>> = event.field_index(OCCURRED_AT).map(|column| {
             sources.iter().map(|batch| batch.column(column).as_primitive::<TimestampMicrosecondType>()).collect()
         });
-        let written: Vec<Result<(CommittedFile, PathBuf), WarehouseError>> = files
+        let written: Vec<Result<(CommittedFile, Add, PathBuf), WarehouseError>> = files
             .into_par_iter()
-            .map(|(dir, name, mut rows)| {
+            .map(|(value, name, mut rows)| {
                 if let Some(times) = &times {
                     rows.sort_by_key(|(part, row)| times[*part].value(*row));
                 }
@@ -440,13 +555,15 @@ impl Warehouse {
                     && rows.iter().enumerate().all(|(i, (_, row))| i == *row);
                 let part = if whole { sources[0].clone() } else { interleave_record_batch(&sources, &rows)? };
                 let (stored, event_dates) = stored_batch(event, &part)?;
-                self.write_staged(&event.table, &dir, &name, writer, &stored, event_dates)
+                let relative = format!("{}={value}/{name}", spec.column);
+                self.write_file(&event.table, &table_dir, relative, Some((&spec.column, &value)), &stored, event_dates)
             })
             .collect();
+        let staged = self.staged(pending, &event.table)?;
         let mut first_error = None;
         for result in written {
             match result {
-                Ok(file) => pending.staged.push(file),
+                Ok(file) => staged.files.push(file),
                 Err(e) => {
                     first_error.get_or_insert(e);
                 }
@@ -456,110 +573,147 @@ impl Warehouse {
     }
 
     /// Stages rejected inputs (a batch of [`RejectionBuffer::finish`]) into `_rejections`.
-    pub fn stage_rejections(&self, pending: &mut PendingCommit, batch: &RecordBatch) -> Result<(), WarehouseError> {
+    pub fn stage_rejections(&mut self, pending: &mut PendingCommit, batch: &RecordBatch) -> Result<(), WarehouseError> {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        self.hold_layout_for(pending)?;
-        let name = pending.name_at(pending.staged.len());
-        let file = self.write_staged(
-            REJECTIONS_TABLE,
-            &self.root.join(REJECTIONS_DIR),
-            &name,
-            self.writer_id()?,
-            batch,
-            None,
-        )?;
-        pending.staged.push(file);
+        let name = pending.next_name();
+        let dir = self.root.join(REJECTIONS_DIR);
+        let file = self.write_file(REJECTIONS_TABLE, &dir, name, None, batch, None)?;
+        self.staged(pending, REJECTIONS_TABLE)?.files.push(file);
         Ok(())
     }
 
-    /// Takes the layout lock shared for `pending` unless it holds it already.
-    fn hold_layout_for(&self, pending: &mut PendingCommit) -> Result<(), WarehouseError> {
-        if pending.layout.is_none() {
-            pending.layout = Some(self.hold_layout()?);
-        }
-        Ok(())
-    }
-
-    /// Writes `batch` as the staged file of `dir/name`; returns the file as it will be committed and where
-    /// it is staged.
-    fn write_staged(
+    /// Writes `batch` as the file `relative` of the table in `dir`; returns it as it will be committed, its
+    /// add action and where it is.
+    fn write_file(
         &self,
         table: &str,
         dir: &Path,
-        name: &str,
-        writer: &str,
+        relative: String,
+        partition: Option<(&str, &str)>,
         batch: &RecordBatch,
         event_dates: Option<[String; 2]>,
-    ) -> Result<(CommittedFile, PathBuf), WarehouseError> {
-        fs::create_dir_all(dir).map_err(|e| WarehouseError::io(dir, e))?;
-        let final_path = dir.join(name);
-        let staged_path = dir.join(format!("{name}.{writer}{IN_PROGRESS_SUFFIX}"));
-        let bytes = write_parquet(&staged_path, batch, self.properties.clone())?;
+    ) -> Result<(CommittedFile, Add, PathBuf), WarehouseError> {
+        let path = dir.join(&relative);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).map_err(|e| WarehouseError::io(parent, e))?;
+        }
+        let bytes = write_parquet(&path, batch, self.properties.clone())?;
         let file = CommittedFile {
             table: table.to_string(),
-            path: relative_path(&self.root, &final_path),
+            path: relative_path(&self.root, &path),
             rows: batch.num_rows() as u64,
             bytes,
             event_dates,
         };
-        Ok((file, staged_path))
+        Ok((file, delta::add_action(relative, partition, bytes, batch), path))
     }
 
-    /// Records the staged files with their source positions, then makes them visible.
+    /// Commits the staged files with their source positions: each event table, then `_rejections` (see the
+    /// crate documentation).
     ///
-    /// The log is re-read first, so commits of other writers are seen. A Kafka range that does not start at
-    /// its partition's committed position is refused with [`WarehouseError::OffsetConflict`] and nothing is
-    /// committed (the staged files are removed): each Kafka offset is committed once, whoever wins a race.
-    pub fn commit(&mut self, mut pending: PendingCommit) -> Result<Commit, WarehouseError> {
+    /// A Kafka range that does not start at its partition's committed position is refused with
+    /// [`WarehouseError::OffsetConflict`] and nothing is committed; a table another writer committed the
+    /// same sources to meanwhile is refused with [`WarehouseError::SourceConflict`]. Either way the
+    /// sources are to be read again from their committed positions.
+    pub fn commit(&mut self, mut pending: PendingCommit) -> Result<FlushCommit, WarehouseError> {
         let span = info_span!(
             "commit",
-            files = pending.staged.len(),
+            files = pending.files().count(),
             accepted = pending.counts.accepted,
             rejected = pending.counts.rejected
         );
         let _guard = span.enter();
-        let mut dirs: Vec<PathBuf> =
-            pending.staged.iter().filter_map(|(_, p)| p.parent().map(Path::to_path_buf)).collect();
-        dirs.sort();
-        dirs.dedup();
-        let staged: Vec<&Path> = pending.staged.iter().map(|(_, p)| p.as_path()).collect();
-        sync_durably(&self.root, &staged, &dirs)?;
-        // Held from reading the log to appending to it, so that no prune removes records in between.
-        self.hold_layout_for(&mut pending)?;
-        let writer = self.writer_id()?.to_string();
-        let commit = loop {
-            self.log.refresh()?;
-            let conflicts = self.log.kafka_conflicts(&pending.sources);
-            if !conflicts.is_empty() {
-                return Err(WarehouseError::OffsetConflict(conflicts));
+        if pending.files().next().is_some() {
+            sync_durably(&self.root)?;
+        }
+        let sources = pending.sources.clone();
+        let conflicts: Vec<OffsetConflict> = {
+            let coordinator = self.staged(&mut pending, REJECTIONS_TABLE)?;
+            sources
+                .iter()
+                .filter_map(|source| match source {
+                    SourceRange::Kafka { topic, partition, from_offset, .. } => {
+                        match coordinator.positions.get(&source.app_id()) {
+                            Some(committed) if committed != from_offset => Some(OffsetConflict {
+                                topic: topic.clone(),
+                                partition: *partition,
+                                from_offset: *from_offset,
+                                committed: *committed,
+                            }),
+                            _ => None,
+                        }
+                    }
+                    SourceRange::File { .. } => None,
+                })
+                .collect()
+        };
+        if !conflicts.is_empty() {
+            return Err(WarehouseError::OffsetConflict(conflicts));
+        }
+        let mut names: Vec<String> = pending.tables.keys().filter(|n| *n != REJECTIONS_TABLE).cloned().collect();
+        names.push(REJECTIONS_TABLE.to_string());
+        let mut version = -1;
+        for name in names {
+            if let Some(v) = self.commit_table(&mut pending, &name)? {
+                version = v;
             }
-            let commit = Commit {
-                version: log::COMMIT_FORMAT_VERSION,
-                seq: self.log.next_seq(),
-                files: pending.staged.iter().map(|(f, _)| f.clone()).collect(),
-                sources: pending.sources.clone(),
-                counts: pending.counts,
-                removes: Vec::new(),
-            };
-            match self.log.append(commit.clone(), &writer) {
-                Ok(()) => break commit,
-                Err(WarehouseError::CommitConflict { seq }) => {
-                    debug!(seq, "sequence number taken by another writer; retrying")
+        }
+        let files = pending.files().cloned().collect();
+        Ok(FlushCommit { version, files, counts: pending.counts })
+    }
+
+    /// Commits the part of `pending` of table `name` (an event table without files: nothing) on the
+    /// snapshot its positions were read from, with a `txn` per source to the end of its range (or the
+    /// table's position, when that is further); returns the new version.
+    fn commit_table(&mut self, pending: &mut PendingCommit, name: &str) -> Result<Option<i64>, WarehouseError> {
+        let source_ids = pending.source_ids();
+        let sources = pending.sources.clone();
+        let staged = self.staged(pending, name)?;
+        if staged.files.is_empty() && name != REJECTIONS_TABLE {
+            return Ok(None);
+        }
+        let mut txns: Vec<(String, i64)> = sources
+            .iter()
+            .map(|s| {
+                let app = s.app_id();
+                let at = staged.positions.get(&app).map_or(s.to(), |held| s.to().max(*held));
+                (app, at)
+            })
+            .collect();
+        if name == REJECTIONS_TABLE {
+            txns.extend(sources.iter().filter_map(|s| match s {
+                SourceRange::File { sha256, to_byte, .. } => {
+                    Some((positions::file_bytes_app_id(sha256), *to_byte as i64))
                 }
-                Err(e) => return Err(e),
+                SourceRange::Kafka { .. } => None,
+            }));
+        }
+        let actions = staged.files.iter().map(|(_, add, _)| Action::Add(add.clone())).collect();
+        let table = self.table(name)?;
+        let version = match delta::commit(name, &table.delta, &staged.state, actions, &txns, delta::append())? {
+            delta::Committed::Version(v, state) => {
+                self.tables.get_mut(name).expect("committed to it").delta.state = Some(*state);
+                v
+            }
+            delta::Committed::Conflict => {
+                return Err(WarehouseError::SourceConflict { table: name.to_string(), sources: source_ids });
             }
         };
-        for (file, staged) in std::mem::take(&mut pending.staged) {
-            let final_path = self.root.join(&file.path);
-            fs::rename(&staged, &final_path).map_err(|e| WarehouseError::io(&staged, e))?;
-        }
-        sync_durably(&self.root, &[], &dirs)?;
-        drop(pending.layout.take());
-        self.log.checkpoint_if_due(&writer);
-        Ok(commit)
+        pending.tables.get_mut(name).expect("staged above").committed = true;
+        Ok(Some(version))
     }
+}
+
+/// The `source` column of a batch's first row (every row of a decoded batch has the same source).
+fn first_row_source(batch: &RecordBatch) -> Option<String> {
+    let column = batch.column_by_name(SOURCE_COLUMN)?;
+    if column.is_empty() {
+        return None;
+    }
+    let first = arrow::compute::cast(&column.slice(0, 1), &DataType::Utf8).ok()?;
+    Some(first.as_string::<i32>().value(0).to_string())
 }
 
 /// The schema of an event table's files: the decoded columns without a partition column that is itself a
@@ -624,38 +778,19 @@ fn write_parquet(path: &Path, batch: &RecordBatch, properties: WriterProperties)
     Ok(bytes)
 }
 
-/// Makes written files and directory entries under `root` durable. On Linux one `syncfs(2)` covers the
-/// whole file system: a commit stages many small files (one per table and month, more from Kafka),
-/// and an `fsync` for each file and directory took longer than writing them.
+/// Makes the written files durable before a commit names them. On Linux one `syncfs(2)` covers the whole
+/// file system: a commit writes many small files (one per table and month, more from Kafka), and an `fsync`
+/// for each took longer than writing them.
 #[cfg(target_os = "linux")]
-fn sync_durably(root: &Path, _files: &[&Path], _dirs: &[PathBuf]) -> Result<(), WarehouseError> {
+fn sync_durably(root: &Path) -> Result<(), WarehouseError> {
     let dir = fs::File::open(root).map_err(|e| WarehouseError::io(root, e))?;
     rustix::fs::syncfs(&dir).map_err(|e| WarehouseError::io(root, e.into()))
 }
 
-/// Makes written files and directory entries durable, one `fsync` each (systems without `syncfs`).
+/// Makes the written files durable before a commit names them (systems without `syncfs`: the file
+/// system's own ordering).
 #[cfg(not(target_os = "linux"))]
-fn sync_durably(_root: &Path, files: &[&Path], dirs: &[PathBuf]) -> Result<(), WarehouseError> {
-    for file in files {
-        fs::File::open(file).and_then(|f| f.sync_all()).map_err(|e| WarehouseError::io(file, e))?;
-    }
-    for dir in dirs {
-        log::sync_dir(dir)?;
-    }
-    Ok(())
-}
-
-fn collect_in_progress(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), WarehouseError> {
-    let Ok(entries) = fs::read_dir(dir) else { return Ok(()) };
-    for entry in entries {
-        let entry = entry.map_err(|e| WarehouseError::io(dir, e))?;
-        let path = entry.path();
-        if entry.file_type().map_err(|e| WarehouseError::io(&path, e))?.is_dir() {
-            collect_in_progress(&path, out)?;
-        } else if path.to_string_lossy().ends_with(IN_PROGRESS_SUFFIX) {
-            out.push(path);
-        }
-    }
+fn sync_durably(_root: &Path) -> Result<(), WarehouseError> {
     Ok(())
 }
 
@@ -670,32 +805,78 @@ mod tests {
 
     use super::*;
 
-    const DECISION: &[u8] = br#"{"event_id":"7b0d3f7e-1c1a-4c53-9a55-2f4c8f0e8a11","event_type":"decision.made","schema_version":1,"occurred_at":"2024-03-01T09:15:00Z","decision_id":"D1","application_id":"A1","permit_type":"study","outcome":"positive","unit":"U1","automated":false}"#;
-
-    fn kafka_commit(warehouse: &Warehouse, from_offset: i64) -> PendingCommit {
-        let mut decoder = Decoder::new(warehouse.contract().clone(), Pseudonymiser::development());
-        decoder.decode(DECISION, Position { source: "kafka:decisions/0", offset: from_offset }).expect("valid");
-        let mut pending = PendingCommit::new(format!("decisions-0-{from_offset}"));
-        for batch in decoder.finish().expect("finish") {
-            warehouse.stage_events(&mut pending, &[&batch]).expect("stage");
-        }
-        let range =
-            SourceRange::Kafka { topic: "decisions".into(), partition: 0, from_offset, to_offset: from_offset + 1 };
-        pending.add_source(range, Counts { read: 1, accepted: 1, rejected: 0 });
-        pending
-    }
-
-    fn staged_files(root: &Path) -> Vec<PathBuf> {
-        let mut staged = Vec::new();
-        collect_in_progress(&root.join(EVENTS_DIR), &mut staged).expect("list");
-        staged
-    }
-
     /// A decision line at `occurred_at`.
     fn decision_at(id: u32, occurred_at: &str) -> String {
         format!(
             r#"{{"event_id":"7b0d3f7e-1c1a-4c53-9a55-{id:012x}","event_type":"decision.made","schema_version":1,"occurred_at":"{occurred_at}","decision_id":"D{id}","application_id":"A{id}","permit_type":"study","outcome":"positive","unit":"U1","automated":false}}"#
         )
+    }
+
+    /// An application line.
+    fn application(id: u32) -> String {
+        format!(
+            r#"{{"event_id":"8b0d3f7e-1c1a-4c53-9a55-{id:012x}","event_type":"application.submitted","schema_version":1,"occurred_at":"2024-03-01T09:15:00Z","application_id":"A{id}","applicant_ref":"P{id}","applicant_role":"main","permit_type":"study","channel":"e_service","unit":"U1","fee_eur":100}}"#
+        )
+    }
+
+    /// A pending commit of Kafka offsets `from..to` of `decisions`/0, one decision and one application per
+    /// offset (as a topic of mixed events would carry).
+    fn kafka_commit(warehouse: &mut Warehouse, from: i64, to: i64) -> PendingCommit {
+        let mut decoder = Decoder::new(warehouse.contract().clone(), Pseudonymiser::development());
+        let source = kafka_row_source("decisions", 0);
+        for offset in from..to {
+            let line = if offset % 2 == 0 {
+                decision_at(offset as u32, "2024-03-01T09:15:00Z")
+            } else {
+                application(offset as u32)
+            };
+            decoder.decode(line.as_bytes(), Position { source: &source, offset }).expect("valid");
+        }
+        let mut pending = PendingCommit::new(format!("decisions-0-{from}"));
+        let range = SourceRange::Kafka { topic: "decisions".into(), partition: 0, from_offset: from, to_offset: to };
+        let n = (to - from) as u64;
+        pending.add_source(range, Counts { read: n, accepted: n, rejected: 0 });
+        for batch in decoder.finish().expect("finish") {
+            warehouse.stage_events(&mut pending, &[&batch]).expect("stage");
+        }
+        pending
+    }
+
+    /// The source offsets table `table` holds, sorted.
+    fn offsets(warehouse: &mut Warehouse, table: &str) -> Vec<i64> {
+        warehouse.refresh().expect("refresh");
+        let mut out = Vec::new();
+        for file in warehouse.files().expect("files").iter().filter(|f| f.table == table) {
+            let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+                fs::File::open(warehouse.root().join(&file.path)).expect("open"),
+            )
+            .expect("parquet")
+            .build()
+            .expect("reader");
+            for batch in reader {
+                let batch = batch.expect("batch");
+                let column = batch.column_by_name(SOURCE_OFFSET_COLUMN).expect("offsets");
+                out.extend(column.as_primitive::<Int64Type>().values().iter().copied());
+            }
+        }
+        out.sort_unstable();
+        out
+    }
+
+    /// Every `.parquet` file under the table directories, committed or not.
+    fn files_on_disk(root: &Path) -> usize {
+        fn walk(dir: &Path) -> usize {
+            fs::read_dir(dir).map_or(0, |entries| {
+                entries
+                    .flatten()
+                    .map(|e| match e.path().is_dir() {
+                        true => walk(&e.path()),
+                        false => usize::from(e.path().extension().is_some_and(|x| x == "parquet")),
+                    })
+                    .sum()
+            })
+        }
+        walk(&root.join(EVENTS_DIR)) + walk(&root.join(REJECTIONS_DIR))
     }
 
     #[test]
@@ -719,13 +900,14 @@ mod tests {
         for batch in decoder.finish().expect("finish") {
             warehouse.stage_events(&mut pending, &[&batch]).expect("stage");
         }
-        let commit = warehouse.commit(pending).expect("commit");
-        let mut files: Vec<&CommittedFile> = commit.files.iter().collect();
+        warehouse.commit(pending).expect("commit");
+        let mut files: Vec<CommittedFile> =
+            warehouse.files().expect("files").into_iter().filter(|f| f.table == "decisions").collect();
         files.sort_by(|a, b| a.path.cmp(&b.path));
         assert_eq!(files.len(), 2, "one file per month: {files:?}");
         assert!(files[0].path.starts_with("events/decisions/event_month=2024-03/"), "{}", files[0].path);
         assert!(files[1].path.starts_with("events/decisions/event_month=2024-04/"), "{}", files[1].path);
-        let march = std::fs::File::open(dir.path().join(&files[0].path)).expect("open file");
+        let march = fs::File::open(dir.path().join(&files[0].path)).expect("open file");
         let batch = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(march)
             .expect("parquet")
             .build()
@@ -733,36 +915,23 @@ mod tests {
             .next()
             .expect("a batch")
             .expect("rows");
-        let offsets: Vec<i64> = batch
-            .column_by_name("source_offset")
-            .expect("offsets")
-            .as_primitive::<arrow::datatypes::Int64Type>()
-            .values()
-            .to_vec();
+        let offsets: Vec<i64> =
+            batch.column_by_name(SOURCE_OFFSET_COLUMN).expect("offsets").as_primitive::<Int64Type>().values().to_vec();
         assert_eq!(offsets, [4, 5, 1, 2], "sorted by occurred_at");
         let dates: Vec<&str> =
             batch.column_by_name("event_date").expect("event_date").as_string::<i32>().iter().flatten().collect();
         assert_eq!(dates, ["2024-03-05", "2024-03-20", "2024-03-20", "2024-03-31"]);
-        assert_eq!(files[0].event_dates, Some(["2024-03-05".to_string(), "2024-03-31".to_string()]));
+        assert_eq!(files[0].event_dates, Some(["2024-03-05".to_string(), "2024-03-31".to_string()]), "from stats");
         assert_eq!(files[1].event_dates, Some(["2024-04-02".to_string(), "2024-04-02".to_string()]));
+        assert_eq!((files[0].rows, files[1].rows), (4, 1));
     }
 
     #[test]
-    fn a_warehouse_with_day_partitions_is_refused_with_what_to_do() {
+    fn a_warehouse_of_an_earlier_permitflow_is_refused_with_what_to_do() {
         let dir = tempfile::tempdir().expect("dir");
-        let mut warehouse = Warehouse::open(dir.path()).expect("open");
-        let mut commit = warehouse.commit(kafka_commit(&warehouse, 0)).expect("commit");
-        drop(warehouse);
-        // The record an earlier permitflow wrote: the same commit with a day partition.
-        let record = dir.path().join(COMMITS_DIR).join(format!("{:020}.json", commit.seq));
-        commit.files[0].path = commit.files[0].path.replace("event_month=2024-03", "event_date=2024-03-01");
-        commit.files[0].event_dates = None;
-        std::fs::write(&record, serde_json::to_string(&commit).expect("json")).expect("rewrite the record");
-        let error = Warehouse::open(dir.path()).expect_err("a day layout is refused").to_string();
-        assert!(
-            error.contains("event_date=2024-03-01") && error.contains("by month") && error.contains("new warehouse"),
-            "{error}"
-        );
+        fs::create_dir_all(dir.path().join(OLD_COMMITS_DIR)).expect("an old commit log");
+        let error = Warehouse::open(dir.path()).expect_err("an old layout is refused").to_string();
+        assert!(error.contains("_commits") && error.contains("Delta") && error.contains("new warehouse"), "{error}");
     }
 
     #[test]
@@ -770,29 +939,83 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let mut first = Warehouse::open(dir.path()).expect("open");
         let mut second = Warehouse::open(dir.path()).expect("open again");
-        let late = kafka_commit(&second, 0);
-        first.commit(kafka_commit(&first, 0)).expect("first writer wins");
+        let late = kafka_commit(&mut second, 0, 2);
+        let late_files = late.files().count();
+        let winner = kafka_commit(&mut first, 0, 2);
+        first.commit(winner).expect("first writer wins");
+        let committed_files = files_on_disk(dir.path()) - late_files;
+        assert_eq!(late_files, 2);
+        second.refresh().expect("refresh");
         match second.commit(late) {
-            Err(WarehouseError::OffsetConflict(conflicts)) => assert_eq!(conflicts[0].committed, 1),
+            Err(WarehouseError::OffsetConflict(conflicts)) => assert_eq!(conflicts[0].committed, 2),
             other => panic!("expected an offset conflict, got {other:?}"),
         }
-        assert!(staged_files(dir.path()).is_empty(), "the refused commit's staged files are removed");
-        let next = second.commit(kafka_commit(&second, 1)).expect("the next range continues the log");
-        assert_eq!(next.seq, 2);
-        assert_eq!(second.log().kafka_position("decisions", 0), Some(2));
+        assert_eq!(files_on_disk(dir.path()), committed_files, "the refused commit's files are removed");
+        let next = kafka_commit(&mut second, 2, 4);
+        second.commit(next).expect("the next range continues");
+        assert_eq!(second.kafka_position("decisions", 0).expect("position"), Some(4));
+        assert_eq!(offsets(&mut second, "decisions"), [0, 2]);
+        assert_eq!(offsets(&mut second, "applications"), [1, 3]);
     }
 
     #[test]
-    fn opening_the_warehouse_leaves_a_live_writers_staged_files_alone() {
+    fn a_table_committed_by_another_writer_after_its_positions_were_read_is_refused() {
         let dir = tempfile::tempdir().expect("dir");
-        let writer = Warehouse::open(dir.path()).expect("open");
-        let pending = kafka_commit(&writer, 0);
-        let _other = Warehouse::open(dir.path()).expect("a second process opens the warehouse");
-        assert_eq!(staged_files(dir.path()).len(), 1, "still staged while its writer lives");
-        let files: Vec<PathBuf> = staged_files(dir.path());
-        std::mem::forget(pending);
-        drop(writer);
-        let _after = Warehouse::open(dir.path()).expect("reopen after the writer is gone");
-        assert!(!files[0].exists(), "a dead writer's uncommitted file is removed");
+        let mut first = Warehouse::open(dir.path()).expect("open");
+        let mut second = Warehouse::open(dir.path()).expect("open again");
+        // Both stage the same range before either commits (a rebalance race): the coordinator check passes
+        // for both, the tables' conflict detection refuses the second.
+        let winner = kafka_commit(&mut first, 0, 2);
+        let late = kafka_commit(&mut second, 0, 2);
+        let mut late = late;
+        second.staged(&mut late, REJECTIONS_TABLE).expect("coordinator read before the winner commits");
+        first.commit(winner).expect("first writer wins");
+        match second.commit(late) {
+            Err(WarehouseError::SourceConflict { table, .. }) => assert_eq!(table, "applications"),
+            other => panic!("expected a source conflict, got {other:?}"),
+        }
+        assert_eq!(offsets(&mut second, "decisions"), [0]);
+        assert_eq!(offsets(&mut second, "applications"), [1]);
+    }
+
+    #[test]
+    fn a_flush_interrupted_between_tables_is_read_again_without_storing_a_row_twice() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut warehouse = Warehouse::open(dir.path()).expect("open");
+        let first = kafka_commit(&mut warehouse, 0, 2);
+        warehouse.commit(first).expect("commit");
+        // A flush of offsets 2..6 that committed `applications` and died before the other tables.
+        let mut interrupted = kafka_commit(&mut warehouse, 2, 6);
+        warehouse.commit_table(&mut interrupted, "applications").expect("one table");
+        drop(interrupted);
+        assert_eq!(warehouse.kafka_position("decisions", 0).expect("position"), Some(2), "the coordinator's");
+        assert_eq!(offsets(&mut warehouse, "applications"), [1, 3, 5]);
+        assert_eq!(offsets(&mut warehouse, "decisions"), [0]);
+
+        // Read again from the coordinator's position, in other batches: each table keeps its rows once.
+        let again = kafka_commit(&mut warehouse, 2, 3);
+        warehouse.commit(again).expect("commit");
+        let again = kafka_commit(&mut warehouse, 3, 8);
+        warehouse.commit(again).expect("commit");
+        assert_eq!(offsets(&mut warehouse, "applications"), [1, 3, 5, 7]);
+        assert_eq!(offsets(&mut warehouse, "decisions"), [0, 2, 4, 6]);
+        assert_eq!(warehouse.kafka_position("decisions", 0).expect("position"), Some(8));
+        assert_eq!(warehouse.counts().expect("counts"), Counts { read: 8, accepted: 8, rejected: 0 });
+    }
+
+    #[test]
+    fn committed_tables_are_delta_tables_with_statistics_and_positions() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut warehouse = Warehouse::open(dir.path()).expect("open");
+        let pending = kafka_commit(&mut warehouse, 0, 2);
+        warehouse.commit(pending).expect("commit");
+        let log = fs::read_to_string(dir.path().join("events/decisions/_delta_log/00000000000000000001.json"))
+            .expect("the decisions table's first commit");
+        let add = log.lines().find(|l| l.contains("\"add\"")).expect("an add action");
+        assert!(add.contains("\\\"numRecords\\\":1") && add.contains("\\\"event_date\\\":\\\"2024-03-01\\\""), "{add}");
+        assert!(log.contains("\"txn\"") && log.contains("kafka-decisions-0"), "{log}");
+        let coordinator = fs::read_to_string(dir.path().join("_rejections/_delta_log/00000000000000000001.json"))
+            .expect("the coordinator's commit");
+        assert!(coordinator.contains("\"appId\":\"kafka-decisions-0\",\"version\":2"), "{coordinator}");
     }
 }

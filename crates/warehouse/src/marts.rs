@@ -14,7 +14,14 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 
 use crate::tables::mart_dir;
-use crate::{IN_PROGRESS_SUFFIX, MARTS_DIR, Warehouse, WarehouseError, WriterLock, log, write_parquet};
+use crate::{MARTS_DIR, Warehouse, WarehouseError, write_parquet};
+
+/// Suffix of a file being written in place of another (`<name>.<uuid>.inprogress`); renamed over it once
+/// complete.
+const IN_PROGRESS_SUFFIX: &str = ".inprogress";
+/// How old an abandoned `.inprogress` file (of a writer that died) must be before it is removed: no write of
+/// a mart, summary or state file takes this long.
+const ABANDONED_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// Hive partition column of every mart: the year a row's period belongs to (the ISO year for weeks).
 pub const MART_PARTITION: &str = "year";
@@ -105,7 +112,7 @@ impl Warehouse {
     /// Replaces the materialiser's state record atomically.
     pub fn set_mart_state(&self, text: &str) -> Result<(), WarehouseError> {
         let dir = self.root.join(MARTS_DIR);
-        let staged = dir.join(format!("{STATE_FILE}.{}{IN_PROGRESS_SUFFIX}", self.writer_id()?));
+        let staged = dir.join(staged_name(STATE_FILE));
         fs::write(&staged, text)
             .and_then(|()| fs::File::open(&staged)?.sync_all())
             .map_err(|e| WarehouseError::io(&staged, e))?;
@@ -200,23 +207,23 @@ impl Warehouse {
 
     fn replace_file(&self, dir: &Path, name: &str, batch: &RecordBatch) -> Result<(), WarehouseError> {
         self.remove_abandoned(dir, name)?;
-        let staged = dir.join(format!("{name}.{}{IN_PROGRESS_SUFFIX}", self.writer_id()?));
+        let staged = dir.join(staged_name(name));
         write_parquet(&staged, batch, self.properties.clone())?;
         rename(&staged, &dir.join(name))
     }
 }
 
 impl Warehouse {
-    /// Removes `<name>.<writer>.inprogress` files of writers that died while replacing `name`.
+    /// Removes `<name>.<uuid>.inprogress` files older than [`ABANDONED_AFTER`]: of writers that died while
+    /// replacing `name`.
     fn remove_abandoned(&self, dir: &Path, name: &str) -> Result<(), WarehouseError> {
         let prefix = format!("{name}.");
         let entries = fs::read_dir(dir).map_err(|e| WarehouseError::io(dir, e))?;
         for entry in entries.flatten() {
             let file_name = entry.file_name().to_string_lossy().into_owned();
-            let writer = file_name.strip_prefix(&prefix).and_then(|rest| rest.strip_suffix(IN_PROGRESS_SUFFIX));
-            if let Some(writer) = writer
-                && !WriterLock::is_live(&self.root, writer)
-            {
+            let staged = file_name.strip_prefix(&prefix).is_some_and(|rest| rest.ends_with(IN_PROGRESS_SUFFIX));
+            let age = entry.metadata().ok().and_then(|m| m.modified().ok()).and_then(|t| t.elapsed().ok());
+            if staged && age.is_some_and(|age| age > ABANDONED_AFTER) {
                 fs::remove_file(entry.path()).map_err(|e| WarehouseError::io(entry.path(), e))?;
             }
         }
@@ -224,9 +231,15 @@ impl Warehouse {
     }
 }
 
+/// The name `name` is written under before it is renamed over `name`: unique per write.
+fn staged_name(name: &str) -> String {
+    format!("{name}.{}{IN_PROGRESS_SUFFIX}", uuid::Uuid::new_v4().simple())
+}
+
 fn rename(from: &Path, to: &PathBuf) -> Result<(), WarehouseError> {
     fs::rename(from, to).map_err(|e| WarehouseError::io(from, e))?;
-    log::sync_dir(to.parent().unwrap_or(Path::new(".")))
+    let dir = to.parent().unwrap_or(Path::new("."));
+    fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| WarehouseError::io(dir, e))
 }
 
 fn remove_dir(dir: &Path) -> Result<(), WarehouseError> {

@@ -1,5 +1,7 @@
-//! DataFusion tables over the warehouse: every event table, `_rejections` and every mart.
+//! DataFusion tables over the warehouse: every event table and `_rejections` at the Delta snapshot last read,
+//! and every mart.
 
+use std::future::IntoFuture;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -8,8 +10,7 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::prelude::SessionContext;
 
-use crate::rejections::{REJECTIONS_DIR, REJECTIONS_TABLE, rejections_schema};
-use crate::{EVENTS_DIR, MART_PARTITION, MART_SCHEMAS_DIR, Warehouse, WarehouseError, stored_schema};
+use crate::{MART_PARTITION, MART_SCHEMAS_DIR, Warehouse, WarehouseError, delta};
 
 /// Directory of the marts inside the warehouse.
 pub const MARTS_DIR: &str = "marts";
@@ -30,21 +31,15 @@ fn listing(dir: &Path, schema: Arc<Schema>, partition: Option<&str>) -> Result<A
     Ok(Arc::new(ListingTable::try_new(config)?))
 }
 
-/// Registers every event table, `_rejections`, and every mart that exists, by name (marts with their
-/// `year` partition column).
-///
-/// Event tables list only `*.parquet` files, which are committed files: staged
-/// files carry the `.inprogress` suffix until their commit is recorded, and
-/// [`Warehouse::open`] finishes or removes any left by a crash.
+/// Registers every event table and `_rejections` (Delta table providers at the snapshots the warehouse
+/// last read: only committed files, whatever else the directories hold), and every mart that exists, by name
+/// (marts with their `year` partition column).
 pub fn register_tables(ctx: &SessionContext, warehouse: &Warehouse) -> Result<(), WarehouseError> {
-    for event in warehouse.contract().events() {
-        let schema = stored_schema(event);
-        let table =
-            listing(&warehouse.root().join(EVENTS_DIR).join(&event.table), schema, Some(&event.partition.column))?;
-        ctx.register_table(event.table.as_str(), table)?;
+    for (name, table) in &warehouse.tables {
+        table.delta.update_datafusion_session(&ctx.state()).map_err(|e| WarehouseError::delta(name, e))?;
+        let provider = delta::block_on(table.delta.table_provider().into_future())?;
+        ctx.register_table(name.as_str(), provider)?;
     }
-    let rejections = listing(&warehouse.root().join(REJECTIONS_DIR), rejections_schema(), None)?;
-    ctx.register_table(REJECTIONS_TABLE, rejections)?;
     let marts = warehouse.root().join(MARTS_DIR);
     if let Ok(entries) = std::fs::read_dir(marts.join(MART_SCHEMAS_DIR)) {
         for entry in entries.flatten() {
