@@ -565,7 +565,7 @@ impl Loop<'_> {
     /// True when the log covers every partition up to its target (the high watermark at start).
     fn reached(&self, targets: &[(TopicPartition, i64, i64)]) -> Result<bool, PipelineError> {
         let mut warehouse = lock(&self.warehouse);
-        warehouse.refresh()?;
+        warehouse.refresh_positions()?;
         for ((topic, partition), low, high) in targets {
             if high > low && warehouse.kafka_position(topic, *partition)?.is_none_or(|p| p < *high) {
                 return Ok(false);

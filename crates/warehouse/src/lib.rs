@@ -369,6 +369,14 @@ impl Warehouse {
         Ok(())
     }
 
+    /// Reads the commits other writers made to `_rejections`, whose transactions are the positions
+    /// [`Warehouse::kafka_position`] and [`Warehouse::file_progress`] report (the event tables are read
+    /// again by [`Warehouse::refresh`]).
+    pub fn refresh_positions(&mut self) -> Result<(), WarehouseError> {
+        let table = self.tables.get_mut(REJECTIONS_TABLE).expect("opened with the warehouse");
+        delta::refresh(REJECTIONS_TABLE, &mut table.delta)
+    }
+
     /// The version of every table as last read.
     pub fn versions(&self) -> Versions {
         Versions(self.tables.iter().map(|(name, t)| (name.clone(), delta::version(&t.delta))).collect())
