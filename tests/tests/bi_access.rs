@@ -60,7 +60,8 @@ async fn duckdb_reads_events_and_marts_and_agrees_with_the_indicators() {
     };
     let ingested = generate_and_ingest(&config);
     materialize(&ingested.warehouse, &MetricsConfig::default(), Rebuild::Full).await.expect("materialize");
-    let output = duckdb_indicators(&ingested.warehouse_dir()).unwrap_or_else(|e| panic!("{e}"));
+    let output =
+        duckdb_indicators(&ingested.warehouse_dir().display().to_string(), &[]).unwrap_or_else(|e| panic!("{e}"));
     let duck: serde_json::Value = serde_json::from_str(&output).unwrap_or_else(|e| panic!("{e}: {output}"));
 
     let ctx = session(&ingested.warehouse, &MetricsConfig::default()).await.expect("session");

@@ -20,7 +20,7 @@ use permitflow_metrics::{Rebuild, Scope, materialize, materialized_through, sess
 use permitflow_pipeline::{Config, FileReport, RunOptions, RunReport, ingest_files, run_kafka};
 use permitflow_schema::Pseudonymiser;
 use permitflow_source::expand_inputs;
-use permitflow_warehouse::{CompactOptions, CompactionReport, Counts, Warehouse};
+use permitflow_warehouse::{CompactOptions, CompactionReport, Counts, Location, Warehouse};
 use tracing_subscriber::EnvFilter;
 
 use crate::progress::{GenerateProgress, IngestProgress};
@@ -108,9 +108,10 @@ enum Command {
 
 #[derive(Debug, Args)]
 struct WarehouseArg {
-    /// Warehouse directory (default: `warehouse.path` of the config, `./warehouse`).
-    #[arg(long, value_name = "DIR")]
-    warehouse: Option<PathBuf>,
+    /// Warehouse: a directory or an object-store URL such as `s3://bucket/prefix` (default: `warehouse.path`
+    /// of the config, `./warehouse`).
+    #[arg(long, value_name = "DIR|URL")]
+    warehouse: Option<Location>,
 }
 
 #[derive(Debug, Args)]
@@ -196,13 +197,13 @@ fn run(cli: Cli) -> Result<()> {
             print_generated(&summary);
         }
         Command::Ingest { warehouse, inputs } => {
-            let mut warehouse = open_warehouse(warehouse.warehouse.as_deref(), &config)?;
+            let mut warehouse = open_warehouse(warehouse.warehouse.as_ref(), &config)?;
             let pseudonymiser = config.privacy.pseudonymiser()?;
             run_ingest(&mut warehouse, &inputs, &pseudonymiser, &config)?;
         }
         Command::Run { warehouse, stop_at_end } => {
             let pseudonymiser = config.privacy.pseudonymiser()?;
-            let warehouse = open_warehouse(warehouse.warehouse.as_deref(), &config)?;
+            let warehouse = open_warehouse(warehouse.warehouse.as_ref(), &config)?;
             let shutdown = Arc::new(AtomicBool::new(false));
             let flag = Arc::clone(&shutdown);
             runtime.spawn(async move {
@@ -215,7 +216,7 @@ fn run(cli: Cli) -> Result<()> {
             // Held by a background compaction while it runs; `--stop-at-end` waits for it before exiting.
             let compacting = Arc::new(tokio::sync::Mutex::new(()));
             if config.compaction.interval_s > 0 {
-                let (root, compaction) = (warehouse.root().to_path_buf(), config.compaction.clone());
+                let (root, compaction) = (warehouse.location().clone(), config.compaction.clone());
                 let compacting = Arc::clone(&compacting);
                 runtime.spawn(async move {
                     let mut ticker = tokio::time::interval(std::time::Duration::from_secs(compaction.interval_s));
@@ -230,7 +231,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             let options = RunOptions { stop_at_end };
             let interval = config.metrics.materialize_interval_s;
-            let root = warehouse.root().to_path_buf();
+            let root = warehouse.location().clone();
             if interval > 0 {
                 let (root, metrics) = (root.clone(), config.metrics.clone());
                 runtime.spawn(async move {
@@ -253,17 +254,17 @@ fn run(cli: Cli) -> Result<()> {
             print_run_report(&report);
         }
         Command::Compact { warehouse, min_files, all } => {
-            let mut warehouse = open_warehouse(warehouse.warehouse.as_deref(), &config)?;
+            let mut warehouse = open_warehouse(warehouse.warehouse.as_ref(), &config)?;
             let min_files = min_files.unwrap_or(config.compaction.min_files);
             run_compact(&mut warehouse, min_files, all)?;
         }
         Command::Materialize { warehouse, full } => {
-            let warehouse = open_warehouse(warehouse.warehouse.as_deref(), &config)?;
+            let warehouse = open_warehouse(warehouse.warehouse.as_ref(), &config)?;
             let rebuild = if full { Rebuild::Full } else { Rebuild::Incremental };
             runtime.block_on(run_materialize(&warehouse, &config, rebuild))?;
         }
         Command::Report { warehouse, period, format } => {
-            let warehouse = open_warehouse(warehouse.warehouse.as_deref(), &config)?;
+            let warehouse = open_warehouse(warehouse.warehouse.as_ref(), &config)?;
             runtime.block_on(async {
                 let ctx = session(&warehouse, &config.metrics).await?;
                 let (period, batches) = report::report(&ctx, period.as_deref()).await?;
@@ -272,7 +273,7 @@ fn run(cli: Cli) -> Result<()> {
             })?;
         }
         Command::Query { warehouse, sql } => {
-            let warehouse = open_warehouse(warehouse.warehouse.as_deref(), &config)?;
+            let warehouse = open_warehouse(warehouse.warehouse.as_ref(), &config)?;
             runtime.block_on(async {
                 let ctx = session(&warehouse, &config.metrics).await?;
                 let batches = ctx.sql(&sql).await?.collect().await?;
@@ -302,7 +303,7 @@ fn run(cli: Cli) -> Result<()> {
             };
             let generated = run_generate(&gen_config, &input)?;
             print_generated(&generated);
-            let mut warehouse = open_warehouse(warehouse.warehouse.as_deref(), &config)?;
+            let mut warehouse = open_warehouse(warehouse.warehouse.as_ref(), &config)?;
             let counts = run_ingest(&mut warehouse, &generated.files, &pseudonymiser, &config)?;
             if counts.read == 0 && warehouse.counts()?.read > 0 {
                 println!("(already ingested earlier; the warehouse is unchanged)");
@@ -347,9 +348,9 @@ fn print_run_report(report: &RunReport) {
     );
 }
 
-fn open_warehouse(flag: Option<&Path>, config: &Config) -> Result<Warehouse> {
-    let path = flag.unwrap_or(&config.warehouse.path);
-    let warehouse = Warehouse::open(path).with_context(|| format!("opening the warehouse {}", path.display()))?;
+fn open_warehouse(flag: Option<&Location>, config: &Config) -> Result<Warehouse> {
+    let location = flag.unwrap_or(&config.warehouse.path);
+    let warehouse = Warehouse::open(location.clone()).with_context(|| format!("opening the warehouse {location}"))?;
     Ok(warehouse)
 }
 
@@ -408,7 +409,7 @@ fn run_ingest(
         println!(
             "rejected lines, with file, line, rule and field: permitflow query --warehouse {} \
              \"SELECT * FROM _rejections\"",
-            warehouse.root().display()
+            warehouse.location()
         );
     }
     Ok(total)
@@ -431,9 +432,9 @@ fn print_file_report(report: &FileReport) {
 }
 
 /// One scheduled update of the marts while `run` consumes; a failure is logged and retried next time.
-async fn materialize_in_background(root: &Path, metrics: &permitflow_metrics::MetricsConfig) {
+async fn materialize_in_background(root: &Location, metrics: &permitflow_metrics::MetricsConfig) {
     let started = Instant::now();
-    let result = match Warehouse::open(root) {
+    let result = match Warehouse::open(root.clone()) {
         Ok(warehouse) => materialize(&warehouse, metrics, Rebuild::Incremental).await.map_err(anyhow::Error::from),
         Err(e) => Err(e.into()),
     };
@@ -458,7 +459,7 @@ fn compact_warehouse(warehouse: &mut Warehouse, min_files: usize, all: bool) -> 
 fn run_compact(warehouse: &mut Warehouse, min_files: usize, all: bool) -> Result<()> {
     let started = Instant::now();
     let report = compact_warehouse(warehouse, min_files, all)
-        .with_context(|| format!("compacting the warehouse {}", warehouse.root().display()))?;
+        .with_context(|| format!("compacting the warehouse {}", warehouse.location()))?;
     match report.commits {
         0 => println!("no partition has {min_files} or more files; nothing to compact"),
         commits => println!(
@@ -482,9 +483,9 @@ fn run_compact(warehouse: &mut Warehouse, min_files: usize, all: bool) -> Result
     Ok(())
 }
 
-fn compact_in_background(root: &Path, min_files: usize) {
+fn compact_in_background(root: &Location, min_files: usize) {
     let started = Instant::now();
-    let result = Warehouse::open(root)
+    let result = Warehouse::open(root.clone())
         .map_err(anyhow::Error::from)
         .and_then(|mut warehouse| compact_warehouse(&mut warehouse, min_files, false));
     match result {

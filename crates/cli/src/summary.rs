@@ -61,7 +61,7 @@ pub async fn print(warehouse: &Warehouse, config: &MetricsConfig, year: i32) -> 
     println!();
     println!(
         "Explore further: permitflow query --warehouse {} \"SELECT * FROM decisions_per_person_year WHERE period_type = 'month'\"",
-        warehouse.root().display()
+        warehouse.location()
     );
     Ok(())
 }

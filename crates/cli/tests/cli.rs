@@ -1,10 +1,12 @@
-//! The `permitflow` binary as users run it: output, errors, and a file ingest and a compaction killed again
-//! and again.
+//! The `permitflow` binary as users run it: output, errors, a file ingest and a compaction killed again
+//! and again, and a warehouse on S3 (moto's server, started by the test kit on loopback).
 
 use std::borrow::BorrowMut;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use permitflow_testkit::{S3Server, duckdb_indicators};
 
 const KEY: &str = "cli-test-key-0123456789";
 
@@ -118,9 +120,9 @@ fn query_prints_a_table_and_sql_errors_are_reported() {
     assert!(stderr(&output).contains("nope"), "{}", stderr(&output));
 }
 
-/// Table row counts, rejections and marts: what a finished warehouse holds.
-fn fingerprint(wh: &str) -> String {
-    ok(permitflow(&["materialize", "--warehouse", wh]));
+/// Table row counts, rejections and marts: what a finished warehouse holds (`env`: of its object store).
+fn fingerprint(wh: &str, env: &[(&str, String)]) -> String {
+    ok(permitflow(&["materialize", "--warehouse", wh]).envs(env.iter().cloned()));
     let mut out = String::new();
     for sql in [
         "SELECT 'applications', count(*), count(DISTINCT event_id) FROM applications
@@ -139,7 +141,7 @@ fn fingerprint(wh: &str) -> String {
                 round(overhead_cost_eur, 6), round(cost_recovery_pct, 6)
          FROM cost_recovery ORDER BY period_type, period, scope, scope_value",
     ] {
-        out.push_str(&ok(permitflow(&["query", "--warehouse", wh, sql])));
+        out.push_str(&ok(permitflow(&["query", "--warehouse", wh, sql]).envs(env.iter().cloned())));
     }
     out
 }
@@ -164,7 +166,7 @@ fn ingest_killed_again_and_again_loses_nothing_and_stores_nothing_twice() {
         },
     );
     assert!(kills >= 5, "only {kills} kills: the input is too small to exercise recovery");
-    assert_eq!(fingerprint(&killed), fingerprint(&clean));
+    assert_eq!(fingerprint(&killed, &[]), fingerprint(&clean, &[]));
 }
 
 /// Runs `command` again and again, SIGKILLed after `pause(kills so far)` unless it finished first (then it
@@ -227,7 +229,7 @@ fn compaction_killed_again_and_again_loses_nothing_and_stores_nothing_twice() {
     let wh = dir.path().join("wh");
     let wh_arg = wh.display().to_string();
     ok(permitflow(&["ingest", "--warehouse", &wh_arg]).arg(&parts).env("PERMITFLOW__PRIVACY__KEY", KEY));
-    let before = fingerprint(&wh_arg);
+    let before = fingerprint(&wh_arg, &[]);
     let files_before: usize = files_per_partition(&wh).iter().map(|(_, n)| n).sum();
 
     // Kill at varying moments: while rewriting, between commits, while checkpointing.
@@ -243,5 +245,106 @@ fn compaction_killed_again_and_again_loses_nothing_and_stores_nothing_twice() {
     assert!(partitions.iter().all(|(_, n)| *n == 1), "one file per partition: {partitions:?}");
     assert!(partitions.len() * 3 < files_before, "{} partitions held {files_before} files", partitions.len());
     ok(permitflow(&["materialize", "--warehouse", &wh_arg, "--full"]));
-    assert_eq!(fingerprint(&wh_arg), before, "after {kills} kills");
+    assert_eq!(fingerprint(&wh_arg, &[]), before, "after {kills} kills");
+}
+
+/// A moto S3 server with the bucket `warehouse`.
+fn s3_server() -> S3Server {
+    let server = S3Server::start().unwrap_or_else(|e| panic!("{e}"));
+    server.create_bucket("warehouse").unwrap_or_else(|e| panic!("{e}"));
+    server
+}
+
+/// DuckDB's indicators (each as its sorted rows, numbers to ten digits) and mart row counts over a
+/// warehouse, as lines.
+fn duckdb_view(wh: &str, env: &[(&str, String)]) -> Vec<String> {
+    let output = duckdb_indicators(wh, env).unwrap_or_else(|e| panic!("{e}"));
+    let view: serde_json::Value = serde_json::from_str(&output).unwrap_or_else(|e| panic!("{e}: {output}"));
+    let mut lines: Vec<String> =
+        view["marts"].as_object().expect("marts").iter().map(|(k, v)| format!("{k} {v}")).collect();
+    for (name, rows) in view["indicators"].as_object().expect("indicators") {
+        // Sums of doubles depend on the order rows are added in, which depends on how files were cut.
+        let value = |v: &serde_json::Value| v.as_f64().map_or_else(|| v.to_string(), |f| format!("{f:.9e}"));
+        lines.extend(rows.as_array().expect("rows").iter().map(|row| {
+            let values: Vec<String> = row.as_array().expect("a row").iter().map(value).collect();
+            format!("{name} {}", values.join(" "))
+        }));
+    }
+    lines.sort();
+    lines
+}
+
+#[test]
+fn a_warehouse_on_s3_holds_what_one_on_local_disk_holds_for_permitflow_and_for_duckdb() {
+    let dir = tempfile::tempdir().expect("dir");
+    let input = generate(dir.path(), "0.02");
+    let s3 = s3_server();
+    let env = s3.env();
+    let url = "s3://warehouse/permitflow";
+    let local = dir.path().join("local").display().to_string();
+    ok(permitflow(&["ingest", "--warehouse", &local]).arg(&input).env("PERMITFLOW__PRIVACY__KEY", KEY));
+    let ingest_s3 = || {
+        let mut command = permitflow(&["ingest", "--warehouse", url]);
+        // Small batches: several files per partition for the compaction below.
+        command.arg(&input).env("PERMITFLOW__PRIVACY__KEY", KEY).env("PERMITFLOW__INGEST__BATCH_LINES", "3000");
+        ok(command.envs(env.iter().cloned()))
+    };
+    let first = ingest_s3();
+    assert!(first.contains("accepted"), "{first}");
+    let again = ingest_s3();
+    assert!(again.contains("already ingested"), "a second ingest stores nothing again: {again}");
+    assert!(!Path::new("s3:").exists(), "the URL is not taken for a local path");
+    assert_eq!(fingerprint(url, &env), fingerprint(&local, &[]), "permitflow reads the same from both");
+    let compacted =
+        ok(permitflow(&["compact", "--warehouse", url, "--all", "--min-files", "2"]).envs(env.iter().cloned()));
+    assert!(compacted.contains("compacted"), "{compacted}");
+    ok(permitflow(&["materialize", "--warehouse", url, "--full"]).envs(env.iter().cloned()));
+    assert_eq!(fingerprint(url, &env), fingerprint(&local, &[]), "compaction on S3 changes no figure");
+    let duck = duckdb_view(url, &env);
+    assert!(duck.iter().any(|line| line.starts_with("inflow_month ")), "DuckDB reads the tables on S3: {duck:?}");
+    assert!(duck.iter().any(|line| line.starts_with("inflow ") && line != "inflow 0"), "and the marts: {duck:?}");
+    let local = duckdb_view(&local, &[]);
+    let differing: Vec<(&String, &String)> = duck.iter().zip(&local).filter(|(a, b)| a != b).take(5).collect();
+    assert!(differing.is_empty() && duck.len() == local.len(), "DuckDB reads the same from both: {differing:?}");
+}
+
+#[test]
+fn a_warehouse_url_that_cannot_be_reached_says_what_to_check() {
+    let s3 = s3_server();
+    let output = run(permitflow(&["query", "--warehouse", "s3://no-such-bucket/wh", "SELECT 1"]).envs(s3.env()));
+    assert!(!output.status.success());
+    let error = stderr(&output);
+    for needle in ["s3://no-such-bucket/wh", "bucket exists", "AWS_ENDPOINT_URL", "NoSuchBucket"] {
+        assert!(error.contains(needle), "{needle} in: {error}");
+    }
+    let output = run(permitflow(&["query", "--warehouse", "ftp://host/wh", "SELECT 1"]));
+    assert!(!output.status.success() && stderr(&output).contains("s3://"), "{}", stderr(&output));
+}
+
+#[test]
+fn ingest_to_s3_killed_again_and_again_loses_nothing_and_stores_nothing_twice() {
+    let dir = tempfile::tempdir().expect("dir");
+    let input = generate(dir.path(), "0.05");
+    let clean = dir.path().join("clean").display().to_string();
+    ok(permitflow(&["ingest", "--warehouse", &clean]).arg(&input).env("PERMITFLOW__PRIVACY__KEY", KEY));
+    let s3 = s3_server();
+    let env = s3.env();
+    let url = "s3://warehouse/killed";
+    let kills = kill_again_and_again(
+        "ingest to S3",
+        u32::MAX,
+        // Opening the warehouse on S3 and a commit take about 0.3–0.5 s each (moto, debug build).
+        |kills| Duration::from_millis(600 + 151 * u64::from(kills % 7)),
+        || {
+            let mut command = permitflow(&["ingest", "--warehouse", url]);
+            command
+                .arg(&input)
+                .env("PERMITFLOW__PRIVACY__KEY", KEY)
+                .env("PERMITFLOW__INGEST__BATCH_LINES", "500")
+                .envs(env.iter().cloned());
+            command
+        },
+    );
+    assert!(kills >= 10, "only {kills} kills: the input is too small to exercise recovery");
+    assert_eq!(fingerprint(url, &env), fingerprint(&clean, &[]), "after {kills} kills");
 }

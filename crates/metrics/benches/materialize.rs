@@ -80,7 +80,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     print_split(&report, incremental_s);
 
     let started = Instant::now();
-    let output = permitflow_testkit::duckdb_indicators(&dir.path().join("warehouse"))?;
+    let output = permitflow_testkit::duckdb_indicators(&dir.path().join("warehouse").display().to_string(), &[])?;
     let total_s = started.elapsed().as_secs_f64();
     let queries_s = output
         .split("\"seconds\":")

@@ -5,15 +5,15 @@
 //! the commit log already names every live file. Materialisation reads the files it needs here, on every
 //! core, and hands DataFusion the rows as memory tables.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, RecordBatch, StringArray, new_empty_array};
 use arrow::compute::{cast, concat, concat_batches};
 use arrow::datatypes::{FieldRef, Schema, SchemaRef};
+use bytes::Bytes;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use permitflow_warehouse::WarehouseError;
+use permitflow_warehouse::Warehouse;
 use rayon::prelude::*;
 
 use crate::MetricsError;
@@ -21,29 +21,11 @@ use crate::MetricsError;
 /// Rows per batch read from a summary or event file (a summary's base holds a row per application).
 const READ_BATCH_ROWS: usize = 64 * 1024;
 
-/// The columns of `schema` from the Parquet file at `path`, cast to the schema's types; a column the file
-/// lacks is a Hive partition of `partition_path` (`…/event_month=2026-03/…`), the same on every row.
-pub(crate) fn read_columns(
-    path: &Path,
-    schema: &SchemaRef,
-    partition_path: &str,
-) -> Result<Vec<RecordBatch>, MetricsError> {
-    let parquet_error = |source| MetricsError::Parquet { path: path.to_path_buf(), source };
-    let file = std::fs::File::open(path).map_err(|source| {
-        let gone = source.kind() == std::io::ErrorKind::NotFound;
-        MetricsError::Warehouse(WarehouseError::Io {
-            path: path.to_path_buf(),
-            source: if gone {
-                std::io::Error::new(
-                    source.kind(),
-                    "the commit log lists this file but it is gone: a compaction replaced it after this process \
-                     read the log (run `permitflow materialize` again), or it was removed by hand (restore it)",
-                )
-            } else {
-                source
-            },
-        })
-    })?;
+/// The columns of `schema` from the Parquet file `path` (relative to the warehouse; its bytes `file`), cast
+/// to the schema's types; a column the file lacks is a Hive partition of `path` (`…/event_month=2026-03/…`),
+/// the same on every row.
+pub(crate) fn read_columns(file: Bytes, path: &str, schema: &SchemaRef) -> Result<Vec<RecordBatch>, MetricsError> {
+    let parquet_error = |source| MetricsError::Parquet { path: path.into(), source };
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(parquet_error)?;
     let stored = builder.schema().clone();
     let indices: Vec<usize> = schema.fields().iter().filter_map(|f| stored.index_of(f.name()).ok()).collect();
@@ -58,10 +40,9 @@ pub(crate) fn read_columns(
                 let column: ArrayRef = match batch.column_by_name(field.name()) {
                     Some(column) => column.clone(),
                     None => {
-                        let value = partition_value(partition_path, field.name()).ok_or_else(|| {
+                        let value = partition_value(path, field.name()).ok_or_else(|| {
                             arrow::error::ArrowError::SchemaError(format!(
-                                "{}: no column {} and no partition of that name in its path",
-                                path.display(),
+                                "{path}: no column {} and no partition of that name in its path",
                                 field.name()
                             ))
                         })?;
@@ -76,15 +57,16 @@ pub(crate) fn read_columns(
     Ok(out)
 }
 
-/// The columns of `schema` from the Parquet file at `path` as one batch, each column read on its own core
-/// (a summary's base is a single file of a row per application).
-pub(crate) fn read_whole(path: &Path, schema: &SchemaRef) -> Result<RecordBatch, MetricsError> {
+/// The columns of `schema` from the Parquet file `path` of the warehouse as one batch, each column decoded
+/// on its own core (a summary's base is a single file of a row per application).
+pub(crate) fn read_whole(warehouse: &Warehouse, path: &str, schema: &SchemaRef) -> Result<RecordBatch, MetricsError> {
+    let file = warehouse.read_file(path)?;
     let fields: Vec<&FieldRef> = schema.fields().iter().collect();
     let columns = fields
         .par_iter()
         .map(|field| {
             let single = Arc::new(Schema::new(vec![Arc::clone(field)]));
-            let batches = read_columns(path, &single, "")?;
+            let batches = read_columns(file.clone(), path, &single)?;
             let parts: Vec<&dyn Array> = batches.iter().map(|batch| batch.column(0).as_ref()).collect();
             Ok(if parts.is_empty() { new_empty_array(field.data_type()) } else { concat(&parts)? })
         })
@@ -100,17 +82,19 @@ pub(crate) fn partition_value<'a>(path: &'a str, column: &str) -> Option<&'a str
 /// Rows per batch handed to DataFusion (its default batch size).
 const BATCH_ROWS: usize = 8192;
 
-/// The rows of `files` (paths relative to `root`, with their Hive partition segment) with the columns of
+/// The rows of `files` (paths relative to the warehouse, with their Hive partition segment) with the columns of
 /// `schema`, read on every core, as `partitions` lists of batches of about [`BATCH_ROWS`] rows (one empty
 /// list without rows; for a `MemTable`). Each file's rows are dropped once copied into a batch.
 pub(crate) fn read_files(
-    root: &Path,
+    warehouse: &Warehouse,
     files: &[&str],
     schema: &SchemaRef,
     partitions: usize,
 ) -> Result<Vec<Vec<RecordBatch>>, MetricsError> {
-    let read: Vec<Vec<RecordBatch>> =
-        files.par_iter().map(|file| read_columns(&root.join(file), schema, file)).collect::<Result<_, _>>()?;
+    let read: Vec<Vec<RecordBatch>> = files
+        .par_iter()
+        .map(|file| read_columns(warehouse.read_file(file)?, file, schema))
+        .collect::<Result<_, _>>()?;
     let mut batches = Vec::new();
     let mut pending = Vec::new();
     let mut pending_rows = 0;
@@ -144,6 +128,7 @@ mod tests {
     use arrow::array::{AsArray, Int64Array, RecordBatch};
     use arrow::datatypes::{DataType, Field, Int64Type, Schema};
     use parquet::arrow::ArrowWriter;
+    use permitflow_warehouse::Warehouse;
 
     use super::{BATCH_ROWS, partition_value, read_files};
 
@@ -168,14 +153,15 @@ mod tests {
             Field::new("event_month", DataType::Utf8, false),
             Field::new("n", DataType::Int64, false),
         ]));
-        let partitions = read_files(dir.path(), &paths, &schema, 2).expect("read");
+        let warehouse = Warehouse::open(dir.path()).expect("open");
+        let partitions = read_files(&warehouse, &paths, &schema, 2).expect("read");
         assert_eq!(partitions.len(), 2, "{partitions:?}");
         let batches: Vec<&RecordBatch> = partitions.iter().flatten().collect();
         assert_eq!(batches.iter().map(|b| b.num_rows()).collect::<Vec<_>>(), [BATCH_ROWS, 5]);
         let last = batches[1];
         assert!(last.column(0).as_string::<i32>().iter().all(|d| d == Some("2026-04")));
         assert_eq!(last.column(1).as_primitive::<Int64Type>().values().iter().sum::<i64>(), 10);
-        let empty = read_files(dir.path(), &[], &schema, 2).expect("read nothing");
+        let empty = read_files(&warehouse, &[], &schema, 2).expect("read nothing");
         assert_eq!(empty.len(), 1, "a table without files is one empty partition");
     }
 

@@ -51,8 +51,8 @@ pub(crate) fn history_table(view: &str) -> Option<&'static str> {
 }
 
 /// True when the summary an incremental materialisation needs exists.
-pub(crate) fn summaries_exist(warehouse: &Warehouse) -> bool {
-    warehouse.mart_summary(FIRSTS).is_some()
+pub(crate) fn summaries_exist(warehouse: &Warehouse) -> Result<bool, MetricsError> {
+    Ok(warehouse.mart_summary(FIRSTS)?.is_some())
 }
 
 /// What an incremental run keeps of the summary after it merged it.
@@ -118,16 +118,16 @@ pub(crate) async fn merge_with_base(
     let grouped = collect_conformed(frame, &context).await?;
     let schema = grouped.schema();
     let delta = match warehouse.mart_summary_deltas(FIRSTS)?.last() {
-        Some(path) => merge_minimums(&read_whole(path, &schema)?, &grouped)?,
+        Some(path) => merge_minimums(&read_whole(warehouse, path, &schema)?, &grouped)?,
         None => grouped,
     };
-    let base_path = warehouse.mart_summary(FIRSTS).ok_or_else(|| MetricsError::Query {
+    let base_path = warehouse.mart_summary(FIRSTS)?.ok_or_else(|| MetricsError::Query {
         context: context.clone(),
         source: datafusion::error::DataFusionError::Execution(format!(
             "marts/_summaries/{FIRSTS}.parquet is missing; run `permitflow materialize --full`"
         )),
     })?;
-    let base = read_whole(&base_path, &schema)?;
+    let base = read_whole(warehouse, &base_path, &schema)?;
     let decisions = ctx.table("decisions").await.and_then(|f| f.select_columns(&["application_id"]));
     let decided = decisions.map_err(query_error(&context))?.collect().await.map_err(query_error(&context))?;
     let decided = decided

@@ -23,9 +23,10 @@
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
 //! use permitflow_metrics::{MetricsConfig, Rebuild, materialize};
-//! use permitflow_warehouse::Warehouse;
+//! use permitflow_warehouse::{Location, Warehouse};
 //!
-//! let warehouse = Warehouse::open("warehouse")?;
+//! // A local directory, or an object store: credentials and endpoint come from the environment.
+//! let warehouse = Warehouse::open("s3://statistics/permitflow".parse::<Location>()?)?;
 //! let report = materialize(&warehouse, &MetricsConfig::default(), Rebuild::Incremental).await?;
 //! for mart in &report.marts {
 //!     println!("{}: {} rows", mart.name, mart.rows);

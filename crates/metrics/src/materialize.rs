@@ -166,6 +166,7 @@ pub async fn materialize(
     let fingerprint = fingerprint(&targets);
     let state: Option<State> = warehouse.mart_state()?.and_then(|text| serde_json::from_str(&text).ok());
     // `None`: the log clean-up removed commits the marts have not seen. A full rebuild reads none.
+    let summaries_exist = history::summaries_exist(warehouse)?;
     let since: Option<Vec<Commit>> = match (&state, rebuild) {
         (Some(state), Rebuild::Incremental) => warehouse.commits_since(&state.through)?,
         _ => Some(Vec::new()),
@@ -187,9 +188,7 @@ pub async fn materialize(
         _ if new_files_compacted => {
             Scope::Full { reason: "files committed since the last materialisation were compacted before it" }
         }
-        _ if !history::summaries_exist(warehouse) => {
-            Scope::Full { reason: "the whole-history summaries (marts/_summaries) are missing" }
-        }
+        _ if !summaries_exist => Scope::Full { reason: "the whole-history summaries (marts/_summaries) are missing" },
         (Some(state), _) => {
             let before = state.calendar.as_ref().and_then(Calendar::from_strings);
             match touched_from_year(warehouse, &new_files, before.as_ref(), calendar.as_ref())? {
@@ -262,7 +261,7 @@ fn touched_from_year(
     let mut years: BTreeSet<i32> =
         new_files.iter().filter_map(|f| calendar::file_days(f)).flatten().flat_map(calendar::years_of).collect();
     for file in new_files.iter().filter(|f| f.table == REJECTIONS_TABLE) {
-        if let Some(day) = earliest_rejection_day(&warehouse.root().join(&file.path))? {
+        if let Some(day) = earliest_rejection_day(warehouse, &file.path)? {
             years.insert(day.year());
         }
     }
@@ -280,14 +279,11 @@ fn touched_from_year(
     Ok(years.first().copied())
 }
 
-fn earliest_rejection_day(path: &std::path::Path) -> Result<Option<chrono::NaiveDate>, MetricsError> {
+fn earliest_rejection_day(warehouse: &Warehouse, path: &str) -> Result<Option<chrono::NaiveDate>, MetricsError> {
     use parquet::arrow::ProjectionMask;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    let parquet_error = |source| MetricsError::Parquet { path: path.to_path_buf(), source };
-    let file = std::fs::File::open(path).map_err(|e| {
-        MetricsError::Warehouse(permitflow_warehouse::WarehouseError::Io { path: path.to_path_buf(), source: e })
-    })?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(parquet_error)?;
+    let parquet_error = |source| MetricsError::Parquet { path: path.into(), source };
+    let builder = ParquetRecordBatchReaderBuilder::try_new(warehouse.read_file(path)?).map_err(parquet_error)?;
     let index = builder.schema().index_of("received_at")?;
     let mask = ProjectionMask::roots(builder.parquet_schema(), [index]);
     let mut earliest = None::<i64>;

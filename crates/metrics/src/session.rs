@@ -239,7 +239,7 @@ async fn cache_tables(
             new_files.iter().filter(|f| f.table == *table).map(|f| f.path.as_str()).collect::<HashSet<&str>>()
         });
         let rows = match history_new {
-            None => files::read_files(warehouse.root(), &files, &schema, partitions)?,
+            None => files::read_files(warehouse, &files, &schema, partitions)?,
             Some(new) => {
                 let (new_cached, old): (Vec<&str>, Vec<&str>) = files.iter().partition(|path| new.contains(*path));
                 // Outside the recomputed partitions: not possible for a file that made them recomputed, but the
@@ -247,10 +247,10 @@ async fn cache_tables(
                 let selected: HashSet<&str> = files.iter().copied().collect();
                 let mut new_elsewhere: Vec<&str> = new.difference(&selected).copied().collect();
                 new_elsewhere.sort_unstable();
-                let mut rows = files::read_files(warehouse.root(), &old, &schema, partitions)?;
+                let mut rows = files::read_files(warehouse, &old, &schema, partitions)?;
                 let cached_new: Vec<RecordBatch> =
-                    files::read_files(warehouse.root(), &new_cached, &schema, 1)?.into_iter().flatten().collect();
-                let elsewhere = files::read_files(warehouse.root(), &new_elsewhere, &schema, 1)?.into_iter().flatten();
+                    files::read_files(warehouse, &new_cached, &schema, 1)?.into_iter().flatten().collect();
+                let elsewhere = files::read_files(warehouse, &new_elsewhere, &schema, 1)?.into_iter().flatten();
                 new_rows.insert(*table, cached_new.iter().cloned().chain(elsewhere).collect());
                 if !cached_new.is_empty() {
                     rows.push(cached_new);

@@ -157,6 +157,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err(format!("unexpected output of the permitflow run: {text}").into());
     };
     assert_eq!(stored as usize, events, "every event consumed and committed");
+    let files = Warehouse::open(dir.path().join("warehouse"))?.files()?;
+    let written_mb = files.iter().map(|f| f.bytes).sum::<u64>() as f64 / 1e6;
 
     println!(
         "{events} events ({years:.1} years at scale {scale}), {mb:.1} MB, topic of {PARTITIONS} partitions on a local broker"
@@ -167,10 +169,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         mb / raw_s
     );
     println!(
-        "permitflow → warehouse:   {run_s:>7.2} s  {:>10.0} events/s  {:>6.1} MB/s  ({commits} commits)  \
-         peak RSS {peak_mib:.0} MiB (target ≤ 512 MiB)",
+        "permitflow → warehouse:   {run_s:>7.2} s  {:>10.0} events/s  {:>6.1} MB/s  ({commits} commits, {} files, \
+         {written_mb:.1} MB written)  peak RSS {peak_mib:.0} MiB (target ≤ 512 MiB)",
         events as f64 / run_s,
         mb / run_s,
+        files.len(),
     );
     println!("permitflow / raw: {:.0} % (target ≥ 60 %)", 100.0 * raw_s / run_s);
     Ok(())

@@ -7,6 +7,7 @@ use permitflow_source::kafka::{KafkaConfig, TopicsConfig};
 
 use crate::run::FlushConfig;
 use permitflow_schema::Pseudonymiser;
+use permitflow_warehouse::Location;
 use serde::{Deserialize, Serialize};
 
 use crate::PipelineError;
@@ -63,18 +64,18 @@ impl Default for CompactionConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WarehouseConfig {
-    /// Warehouse directory (default `./warehouse`).
-    pub path: PathBuf,
+    /// Where the warehouse lives (default `./warehouse`): a local directory, or an object-store URL
+    /// (`s3://bucket/prefix`, `gs://bucket/prefix`, `az://container/prefix`, `abfss://…`). Credentials and
+    /// endpoints of object stores come from their usual environment variables (`AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT_URL`, `AWS_ALLOW_HTTP`, `GOOGLE_*`, `AZURE_*`),
+    /// never from this file.
+    pub path: Location,
 }
 
 impl Default for WarehouseConfig {
     fn default() -> Self {
-        WarehouseConfig { path: default_warehouse_path() }
+        WarehouseConfig { path: Location::Local(PathBuf::from("warehouse")) }
     }
-}
-
-fn default_warehouse_path() -> PathBuf {
-    PathBuf::from("warehouse")
 }
 
 /// `[privacy]`
@@ -224,9 +225,18 @@ mod tests {
         let path = dir.path().join("c.toml");
         std::fs::write(&path, "[warehouse]\npath = \"/data/wh\"\n[ingest]\nbatch_lines = 10\n").expect("write");
         let config = Config::load(Some(&path)).expect("loads");
-        assert_eq!(config.warehouse.path, PathBuf::from("/data/wh"));
+        assert_eq!(config.warehouse.path, Location::Local(PathBuf::from("/data/wh")));
         assert_eq!(config.ingest.batch_lines, 10);
         assert_eq!(config.ingest.batch_bytes, default_batch_bytes());
+
+        let mut env = config::Map::new();
+        env.insert("PERMITFLOW__WAREHOUSE__PATH".to_string(), "s3://bucket/permitflow".to_string());
+        let config = Config::load_from(Some(&path), Some(env)).expect("loads");
+        assert_eq!(config.warehouse.path.to_string(), "s3://bucket/permitflow", "the environment overrides the file");
+        let mut env = config::Map::new();
+        env.insert("PERMITFLOW__WAREHOUSE__PATH".to_string(), "ftp://host/wh".to_string());
+        let err = Config::load_from(Some(&path), Some(env)).expect_err("an unknown scheme is refused").to_string();
+        assert!(err.contains("ftp://") && err.contains("s3://"), "{err}");
 
         std::fs::write(&path, "[warehouse]\npaht = \"/x\"\n").expect("write");
         let err = Config::load(Some(&path)).expect_err("typo is refused").to_string();

@@ -1,7 +1,7 @@
 //! Real services for permitflow's tests: a single-node Apache Kafka broker (KRaft) on a free loopback
 //! port, started with `deploy/local/kafka.sh` (the same launcher people use) and stopped on drop, plus
-//! small producer and reader helpers; DuckDB, the second engine that reads the warehouse; and the
-//! benchmarks' logging set-up.
+//! small producer and reader helpers; an S3-compatible server (moto's) on a free loopback port; DuckDB,
+//! the second engine that reads the warehouse; and the benchmarks' logging set-up.
 //!
 //! This crate is for tests and benchmarks only; nothing in the pipeline depends on it. A broker that
 //! cannot start is an error that says why (Java 17 and Maven are needed once to fetch the jars): tests
@@ -19,9 +19,11 @@
 //! ```
 #![warn(missing_docs)]
 
-mod duckdb;
+mod python;
+mod s3;
 
-pub use duckdb::{duckdb_indicators, duckdb_python};
+pub use python::{duckdb_indicators, duckdb_python, python_venv};
+pub use s3::S3Server;
 
 /// Logs to stderr, filtered by `RUST_LOG`, when that is set: a benchmark's stdout carries its figures (and
 /// the Kafka bench parses its child process's stdout), so log lines must not go there.
@@ -70,12 +72,12 @@ pub enum TestkitError {
         /// The error.
         message: String,
     },
-    /// Installing or running DuckDB failed.
+    /// Installing or running the Python tools (DuckDB, moto's S3 server) failed.
     #[error(
-        "DuckDB (the second engine of the tests), {step}: {message}\n\
-         It needs python3 with venv and, on first use, access to PyPI."
+        "the tests' Python tools (tests/python/requirements.txt), {step}: {message}\n\
+         They need python3 with venv and, on first use, access to PyPI."
     )]
-    DuckDb {
+    Python {
         /// What was being done.
         step: String,
         /// Its output.

@@ -18,7 +18,6 @@
 //! month is never split.
 
 use std::collections::{BTreeMap, HashSet};
-use std::fs;
 
 use arrow::array::RecordBatch;
 use deltalake::kernel::{Action, Remove};
@@ -28,7 +27,7 @@ use rayon::prelude::*;
 use tracing::{info, info_span, warn};
 
 use crate::positions::CommittedFile;
-use crate::{OCCURRED_AT, Versions, Warehouse, WarehouseError, delta, sync_durably};
+use crate::{OCCURRED_AT, Versions, Warehouse, WarehouseError, delta};
 
 /// Which partitions a compaction rewrites.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,11 +159,11 @@ impl Warehouse {
         let _guard = span.enter();
         let table = self.table(name)?;
         let state = table.state(name)?.clone();
-        let written: Vec<(CommittedFile, deltalake::kernel::Add, std::path::PathBuf)> =
+        let written: Vec<(CommittedFile, deltalake::kernel::Add)> =
             partitions.par_iter().map(|partition| self.rewrite(name, partition)).collect::<Result<_, _>>()?;
-        sync_durably(&self.root)?;
+        self.store.sync()?;
         let mut actions: Vec<Action> = Vec::new();
-        for (_, add, _) in &written {
+        for (_, add) in &written {
             actions.push(Action::Add(deltalake::kernel::Add { data_change: false, ..add.clone() }));
         }
         let deleted_at = chrono::Utc::now().timestamp_millis();
@@ -181,8 +180,8 @@ impl Warehouse {
                 report.files_before += partitions.iter().map(|p| p.files.len()).sum::<usize>();
                 report.bytes_before += partitions.iter().flat_map(|p| &p.files).map(|(f, _)| f.bytes).sum::<u64>();
                 report.files_after += written.len();
-                report.rows += written.iter().map(|(f, _, _)| f.rows).sum::<u64>();
-                report.bytes_after += written.iter().map(|(f, _, _)| f.bytes).sum::<u64>();
+                report.rows += written.iter().map(|(f, _)| f.rows).sum::<u64>();
+                report.bytes_after += written.iter().map(|(f, _)| f.bytes).sum::<u64>();
                 info!(version, partitions = partitions.len(), "compacted");
                 self.tables.get_mut(name).expect("compacted it").delta.state = Some(*state);
                 Ok(true)
@@ -191,8 +190,10 @@ impl Warehouse {
                 if let Err(e) = &result {
                     warn!(error = %e, "compaction not committed; leaving the partitions as they are");
                 }
-                for (_, _, path) in &written {
-                    let _ = fs::remove_file(path);
+                for (file, _) in &written {
+                    if let Err(e) = self.store.delete(&file.path) {
+                        warn!(file = %file.path, error = %e, "could not remove a file of an abandoned compaction");
+                    }
                 }
                 result.map(|_| false)
             }
@@ -204,14 +205,12 @@ impl Warehouse {
         &self,
         name: &str,
         partition: &Partition,
-    ) -> Result<(CommittedFile, deltalake::kernel::Add, std::path::PathBuf), WarehouseError> {
+    ) -> Result<(CommittedFile, deltalake::kernel::Add), WarehouseError> {
         let table = self.table(name)?;
         let mut batches: Vec<RecordBatch> = Vec::new();
         for (file, _) in &partition.files {
-            let path = self.root.join(&file.path);
-            let parquet_error = |source| WarehouseError::Parquet { path: path.clone(), source };
-            let reader = fs::File::open(&path).map_err(|e| WarehouseError::io(&path, e))?;
-            let reader = ParquetRecordBatchReaderBuilder::try_new(reader)
+            let parquet_error = |source| WarehouseError::Parquet { path: file.path.clone().into(), source };
+            let reader = ParquetRecordBatchReaderBuilder::try_new(self.read_file(&file.path)?)
                 .map_err(parquet_error)?
                 .build()
                 .map_err(parquet_error)?;
@@ -239,8 +238,7 @@ impl Warehouse {
             }
             None => (file_name, None),
         };
-        let dir = self.root.join(&table.dir);
-        self.write_file(name, &dir, relative, partition_value, &batch, None)
+        self.write_file(name, &table.dir, relative, partition_value, &batch, None)
     }
 }
 
@@ -293,8 +291,7 @@ mod tests {
         let mut rows = Vec::new();
         for file in &files {
             let partition = file.path.rsplit_once('/').expect("partition").0.to_string();
-            let path = warehouse.root().join(&file.path);
-            let reader = ParquetRecordBatchReaderBuilder::try_new(fs::File::open(path).expect("open"))
+            let reader = ParquetRecordBatchReaderBuilder::try_new(warehouse.read_file(&file.path).expect("a file"))
                 .expect("parquet")
                 .build()
                 .expect("reader");

@@ -7,7 +7,6 @@
 //! runtime (as `permitflow query` and the tests are).
 
 use std::future::Future;
-use std::path::Path;
 use std::sync::OnceLock;
 
 use arrow::array::{Array, AsArray, RecordBatch};
@@ -68,16 +67,6 @@ where
     })
 }
 
-/// The URL of a local directory (created if missing).
-pub(crate) fn directory_url(dir: &Path) -> Result<url::Url, WarehouseError> {
-    std::fs::create_dir_all(dir).map_err(|e| WarehouseError::io(dir, e))?;
-    let absolute = std::fs::canonicalize(dir).map_err(|e| WarehouseError::io(dir, e))?;
-    url::Url::from_directory_path(&absolute).map_err(|()| WarehouseError::Delta {
-        table: dir.display().to_string(),
-        message: "not an absolute directory path".into(),
-    })
-}
-
 /// Opens the Delta table at `url`, creating it with `schema` (partitioned by `partition`) if there is none.
 pub(crate) fn open_or_create(
     name: &str,
@@ -88,8 +77,11 @@ pub(crate) fn open_or_create(
     let error = |e: DeltaTableError| WarehouseError::delta(name, e);
     block_on(async {
         for _ in 0..3 {
-            let table = DeltaTable::try_from_url(url.clone()).await.map_err(error)?;
-            if table.version().is_some() {
+            // Loaded only when it exists: delta-rs logs a failed load of a missing table as an error.
+            let mut table =
+                deltalake::DeltaTableBuilder::from_url(url.clone()).and_then(|b| b.build()).map_err(error)?;
+            if table.verify_deltatable_existence().await.map_err(error)? {
+                table.load().await.map_err(error)?;
                 return Ok(table);
             }
             let fields: StructType = schema.try_into_kernel().map_err(|e| error(e.into()))?;

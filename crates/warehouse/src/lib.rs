@@ -1,4 +1,6 @@
-//! The warehouse: the event tables and `_rejections` as Delta Lake tables, and the marts directory.
+//! The warehouse: the event tables and `_rejections` as Delta Lake tables, and the marts directory, on local
+//! disk or an object store (`s3://`, `gs://`, `az://`; the `store` module, through which every object is
+//! read and written).
 //!
 //! This crate owns the layout and its consistency; it does not decide *when* to flush (the pipeline does)
 //! and does not compute indicators (the metrics crate does). It has one write path and one read path:
@@ -65,16 +67,17 @@ mod delta;
 mod marts;
 mod positions;
 mod rejections;
+mod store;
 mod tables;
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, AsArray, RecordBatch, StringBuilder, TimestampMicrosecondArray};
 use arrow::compute::interleave_record_batch;
 use arrow::datatypes::{DataType, Field, FieldRef, Int64Type, Schema, SchemaRef, TimestampMicrosecondType};
+use bytes::Bytes;
 use deltalake::DeltaTable;
 use deltalake::kernel::{Action, Add};
 use deltalake::table::state::DeltaTableState;
@@ -93,7 +96,8 @@ pub use positions::{
     kafka_row_source,
 };
 pub use rejections::{REJECTIONS_DIR, REJECTIONS_TABLE, RejectionBuffer, rejections_schema};
-pub use tables::{MARTS_DIR, mart_dir, register_tables};
+pub use store::{Location, OBJECT_STORE_SCHEMES};
+pub use tables::{MARTS_DIR, register_tables};
 
 /// Directory of the event tables inside the warehouse.
 pub const EVENTS_DIR: &str = "events";
@@ -118,6 +122,29 @@ pub enum WarehouseError {
         path: PathBuf,
         /// The OS error.
         source: std::io::Error,
+    },
+    /// The warehouse location is not one this version can use.
+    #[error("warehouse location {location}: {message}")]
+    Location {
+        /// The location as given.
+        location: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// Reading or writing an object of the warehouse failed.
+    #[error(
+        "warehouse {location}: reading or writing {object} failed. Check the address, that the bucket exists, and \
+         the credentials and endpoint in the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, \
+         AWS_ENDPOINT_URL, AWS_ALLOW_HTTP for s3://; GOOGLE_* for gs://; AZURE_* for az://), or for a local \
+         directory that it is writable and the disk not full. The store said: {source}"
+    )]
+    Store {
+        /// The warehouse.
+        location: String,
+        /// The object, relative to the warehouse.
+        object: String,
+        /// The object store's error.
+        source: object_store::Error,
     },
     /// Reading or committing a table's Delta log failed.
     #[error("Delta table {table}: {message}")]
@@ -155,6 +182,18 @@ pub enum WarehouseError {
         /// The warehouse directory.
         root: PathBuf,
     },
+    /// A file a snapshot names is gone.
+    #[error(
+        "warehouse {location}: {path} is named by the table's Delta log but is gone: a compaction replaced it \
+         and `vacuum` removed it after this process read the log (run the command again), or it was removed \
+         by hand (restore it)"
+    )]
+    Missing {
+        /// The warehouse.
+        location: String,
+        /// The file, relative to the warehouse.
+        path: String,
+    },
     /// Writing Parquet failed.
     #[error("writing {path}: {source}")]
     Parquet {
@@ -177,6 +216,10 @@ pub enum WarehouseError {
 impl WarehouseError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         WarehouseError::Io { path: path.into(), source }
+    }
+
+    pub(crate) fn store(location: &Location, object: &str, source: object_store::Error) -> Self {
+        WarehouseError::Store { location: location.to_string(), object: object.to_string(), source }
     }
 
     pub(crate) fn delta(table: &str, error: deltalake::DeltaTableError) -> Self {
@@ -210,7 +253,7 @@ struct Staged {
     state: DeltaTableState,
     /// The table's position of each source of the commit (application id → next offset or line).
     positions: HashMap<String, i64>,
-    files: Vec<(CommittedFile, Add, PathBuf)>,
+    files: Vec<(CommittedFile, Add)>,
     committed: bool,
 }
 
@@ -225,6 +268,8 @@ pub struct PendingCommit {
     counts: Counts,
     tables: BTreeMap<String, Staged>,
     files_named: usize,
+    /// Where its files are (set when the first table is staged).
+    store: Option<store::Store>,
 }
 
 impl PendingCommit {
@@ -237,6 +282,7 @@ impl PendingCommit {
             counts: Counts::default(),
             tables: BTreeMap::new(),
             files_named: 0,
+            store: None,
         }
     }
 
@@ -248,7 +294,7 @@ impl PendingCommit {
 
     /// Files staged so far.
     pub fn files(&self) -> impl Iterator<Item = &CommittedFile> {
-        self.tables.values().flat_map(|t| t.files.iter().map(|(f, _, _)| f))
+        self.tables.values().flat_map(|t| t.files.iter().map(|(f, _)| f))
     }
 
     /// The name of a new file of this commit: unique, so that two writers of the same range never write
@@ -266,10 +312,11 @@ impl PendingCommit {
 
 impl Drop for PendingCommit {
     fn drop(&mut self) {
+        let Some(store) = &self.store else { return };
         for staged in self.tables.values().filter(|t| !t.committed) {
-            for (_, _, path) in &staged.files {
-                if let Err(e) = fs::remove_file(path) {
-                    warn!(file = %path.display(), error = %e, "could not remove a file of an abandoned commit");
+            for (file, _) in &staged.files {
+                if let Err(e) = store.delete(&file.path) {
+                    warn!(file = %file.path, error = %e, "could not remove a file of an abandoned commit");
                 }
             }
         }
@@ -287,25 +334,24 @@ pub struct FlushCommit {
     pub counts: Counts,
 }
 
-/// A warehouse directory, opened.
+/// A warehouse, opened.
 #[derive(Debug)]
 pub struct Warehouse {
-    root: PathBuf,
+    store: store::Store,
     contract: Arc<Contract>,
     properties: WriterProperties,
     tables: BTreeMap<String, Table>,
 }
 
 impl Warehouse {
-    /// Opens the warehouse at `root`, creating the directory and any missing table.
-    pub fn open(root: impl AsRef<Path>) -> Result<Warehouse, WarehouseError> {
-        let root = root.as_ref().to_path_buf();
-        if root.join(OLD_COMMITS_DIR).is_dir() {
-            return Err(WarehouseError::OldLayout { root });
+    /// Opens the warehouse at `location` (a local directory, created if missing, or an object-store URL),
+    /// creating any missing table.
+    pub fn open(location: impl Into<Location>) -> Result<Warehouse, WarehouseError> {
+        let location = location.into();
+        if let Some(root) = location.local_path().filter(|root| root.join(OLD_COMMITS_DIR).is_dir()) {
+            return Err(WarehouseError::OldLayout { root: root.to_path_buf() });
         }
-        for dir in [root.join(EVENTS_DIR), root.join(MARTS_DIR)] {
-            fs::create_dir_all(&dir).map_err(|e| WarehouseError::io(&dir, e))?;
-        }
+        let store = store::Store::open(&location)?;
         let contract = Contract::embedded()?;
         let mut tables = BTreeMap::new();
         for event in contract.events() {
@@ -313,7 +359,7 @@ impl Warehouse {
             let partition = &event.partition.column;
             let mut fields: Vec<FieldRef> = stored_schema(event).fields().iter().cloned().collect();
             fields.push(Arc::new(Field::new(partition, DataType::Utf8, false)));
-            let url = delta::directory_url(&root.join(&dir))?;
+            let url = store.directory_url(&dir)?;
             let delta = delta::open_or_create(&event.table, url, &Schema::new(fields), Some(partition))?;
             let table = Table {
                 dir,
@@ -323,7 +369,7 @@ impl Warehouse {
             };
             tables.insert(event.table.clone(), table);
         }
-        let url = delta::directory_url(&root.join(REJECTIONS_DIR))?;
+        let url = store.directory_url(REJECTIONS_DIR)?;
         let delta = delta::open_or_create(REJECTIONS_TABLE, url, &rejections_schema(), None)?;
         tables.insert(
             REJECTIONS_TABLE.to_string(),
@@ -332,27 +378,29 @@ impl Warehouse {
         let properties = WriterProperties::builder()
             .set_compression(Compression::ZSTD(
                 ZstdLevel::try_new(ZSTD_LEVEL)
-                    .map_err(|e| WarehouseError::Parquet { path: root.clone(), source: e })?,
+                    .map_err(|e| WarehouseError::Parquet { path: location.to_string().into(), source: e })?,
             ))
             .set_statistics_enabled(EnabledStatistics::Page)
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
             .build();
-        Ok(Warehouse { root, contract, properties, tables })
+        Ok(Warehouse { store, contract, properties, tables })
     }
 
-    /// The warehouse directory.
-    pub fn root(&self) -> &Path {
-        &self.root
+    /// Where the warehouse is.
+    pub fn location(&self) -> &Location {
+        self.store.location()
+    }
+
+    /// The bytes of a committed file (a path of [`Warehouse::files`], relative to the warehouse).
+    pub fn read_file(&self, path: &str) -> Result<Bytes, WarehouseError> {
+        self.store
+            .get(path)?
+            .ok_or_else(|| WarehouseError::Missing { location: self.location().to_string(), path: path.to_string() })
     }
 
     /// The event contract the tables follow.
     pub fn contract(&self) -> &Arc<Contract> {
         &self.contract
-    }
-
-    /// Directory of an event table.
-    pub fn table_dir(&self, table: &str) -> PathBuf {
-        self.root.join(EVENTS_DIR).join(table)
     }
 
     pub(crate) fn table(&self, name: &str) -> Result<&Table, WarehouseError> {
@@ -493,6 +541,7 @@ impl Warehouse {
                 }
             }
             pending.tables.insert(name.to_string(), Staged { state, positions, files: Vec::new(), committed: false });
+            pending.store.get_or_insert_with(|| self.store.clone());
         }
         Ok(pending.tables.get_mut(name).expect("inserted above"))
     }
@@ -542,8 +591,7 @@ impl Warehouse {
                 }
             }
         }
-        let table = self.table(&event.table)?;
-        let table_dir = self.root.join(&table.dir);
+        let table_dir = self.table(&event.table)?.dir.clone();
         // (partition value, file name, the rows of `parts` it holds as (part, row)).
         type FileRows = (String, String, Vec<(usize, usize)>);
         let files: Vec<FileRows> =
@@ -552,7 +600,7 @@ impl Warehouse {
         let times: Option<Vec<&TimestampMicrosecondArray>> = event.field_index(OCCURRED_AT).map(|column| {
             sources.iter().map(|batch| batch.column(column).as_primitive::<TimestampMicrosecondType>()).collect()
         });
-        let written: Vec<Result<(CommittedFile, Add, PathBuf), WarehouseError>> = files
+        let written: Vec<Result<(CommittedFile, Add), WarehouseError>> = files
             .into_par_iter()
             .map(|(value, name, mut rows)| {
                 if let Some(times) = &times {
@@ -586,36 +634,28 @@ impl Warehouse {
             return Ok(());
         }
         let name = pending.next_name();
-        let dir = self.root.join(REJECTIONS_DIR);
-        let file = self.write_file(REJECTIONS_TABLE, &dir, name, None, batch, None)?;
+        let file = self.write_file(REJECTIONS_TABLE, REJECTIONS_DIR, name, None, batch, None)?;
         self.staged(pending, REJECTIONS_TABLE)?.files.push(file);
         Ok(())
     }
 
-    /// Writes `batch` as the file `relative` of the table in `dir`; returns it as it will be committed, its
-    /// add action and where it is.
+    /// Writes `batch` as the file `relative` of the table in directory `dir`; returns it as it will be
+    /// committed, with its add action.
     fn write_file(
         &self,
         table: &str,
-        dir: &Path,
+        dir: &str,
         relative: String,
         partition: Option<(&str, &str)>,
         batch: &RecordBatch,
         event_dates: Option<[String; 2]>,
-    ) -> Result<(CommittedFile, Add, PathBuf), WarehouseError> {
-        let path = dir.join(&relative);
-        if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent).map_err(|e| WarehouseError::io(parent, e))?;
-        }
-        let bytes = write_parquet(&path, batch, self.properties.clone())?;
-        let file = CommittedFile {
-            table: table.to_string(),
-            path: relative_path(&self.root, &path),
-            rows: batch.num_rows() as u64,
-            bytes,
-            event_dates,
-        };
-        Ok((file, delta::add_action(relative, partition, bytes, batch), path))
+    ) -> Result<(CommittedFile, Add), WarehouseError> {
+        let path = format!("{dir}/{relative}");
+        let encoded = encode_parquet(&path, batch, self.properties.clone())?;
+        let bytes = encoded.len() as u64;
+        self.store.put(&path, encoded)?;
+        let file = CommittedFile { table: table.to_string(), path, rows: batch.num_rows() as u64, bytes, event_dates };
+        Ok((file, delta::add_action(relative, partition, bytes, batch)))
     }
 
     /// Commits the staged files with their source positions: each event table, then `_rejections` (see the
@@ -634,7 +674,7 @@ impl Warehouse {
         );
         let _guard = span.enter();
         if pending.files().next().is_some() {
-            sync_durably(&self.root)?;
+            self.store.sync()?;
         }
         let sources = pending.sources.clone();
         let conflicts: Vec<OffsetConflict> = {
@@ -698,7 +738,7 @@ impl Warehouse {
                 SourceRange::Kafka { .. } => None,
             }));
         }
-        let actions = staged.files.iter().map(|(_, add, _)| Action::Add(add.clone())).collect();
+        let actions = staged.files.iter().map(|(_, add)| Action::Add(add.clone())).collect();
         let table = self.table(name)?;
         let version = match delta::commit(name, &table.delta, &staged.state, actions, &txns, delta::append())? {
             delta::Committed::Version(v, state) => {
@@ -776,39 +816,19 @@ fn utc_date(micros: i64) -> String {
     chrono::DateTime::from_timestamp_micros(micros).map_or_else(String::new, |t| t.format("%Y-%m-%d").to_string())
 }
 
-fn write_parquet(path: &Path, batch: &RecordBatch, properties: WriterProperties) -> Result<u64, WarehouseError> {
-    let file = fs::File::create(path).map_err(|e| WarehouseError::io(path, e))?;
-    let parquet_err = |source| WarehouseError::Parquet { path: path.to_path_buf(), source };
-    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(properties)).map_err(parquet_err)?;
+/// `batch` as the bytes of a Parquet file (to be written as `path`, named in errors).
+fn encode_parquet(path: &str, batch: &RecordBatch, properties: WriterProperties) -> Result<Bytes, WarehouseError> {
+    let parquet_err = |source| WarehouseError::Parquet { path: path.into(), source };
+    let mut writer = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(properties)).map_err(parquet_err)?;
     writer.write(batch).map_err(parquet_err)?;
-    let file = writer.into_inner().map_err(parquet_err)?;
-    let bytes = file.metadata().map_err(|e| WarehouseError::io(path, e))?.len();
-    Ok(bytes)
-}
-
-/// Makes the written files durable before a commit names them. On Linux one `syncfs(2)` covers the whole
-/// file system: a commit writes many small files (one per table and month, more from Kafka), and an `fsync`
-/// for each took longer than writing them.
-#[cfg(target_os = "linux")]
-fn sync_durably(root: &Path) -> Result<(), WarehouseError> {
-    let dir = fs::File::open(root).map_err(|e| WarehouseError::io(root, e))?;
-    rustix::fs::syncfs(&dir).map_err(|e| WarehouseError::io(root, e.into()))
-}
-
-/// Makes the written files durable before a commit names them (systems without `syncfs`: the file
-/// system's own ordering).
-#[cfg(not(target_os = "linux"))]
-fn sync_durably(_root: &Path) -> Result<(), WarehouseError> {
-    Ok(())
-}
-
-pub(crate) fn relative_path(root: &Path, path: &Path) -> String {
-    let relative = path.strip_prefix(root).unwrap_or(path);
-    relative.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
+    Ok(Bytes::from(writer.into_inner().map_err(parquet_err)?))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+    use std::path::Path;
+
     use permitflow_schema::{Decoder, Position, Pseudonymiser};
 
     use super::*;
@@ -856,7 +876,7 @@ mod tests {
         let mut out = Vec::new();
         for file in warehouse.files().expect("files").iter().filter(|f| f.table == table) {
             let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-                fs::File::open(warehouse.root().join(&file.path)).expect("open"),
+                warehouse.read_file(&file.path).expect("a committed file"),
             )
             .expect("parquet")
             .build()
