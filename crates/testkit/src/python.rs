@@ -35,8 +35,12 @@ pub fn python_venv() -> Result<PathBuf, TestkitError> {
     let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
     let venv = home.join(".cache/permitflow").join(format!("test-tools-venv-{}", &hash[..12]));
     let python = venv.join("bin/python");
-    let check =
-        || run(Command::new(&python).args(["-c", "import duckdb, deltalake, pyarrow, moto"]), "checking the venv");
+    let check = || {
+        run(
+            Command::new(&python).args(["-c", "import duckdb, duckdb_ext, deltalake, pyarrow, moto"]),
+            "checking the venv",
+        )
+    };
     if check().is_ok() {
         return Ok(venv);
     }
