@@ -93,8 +93,6 @@ const CHECK_EVERY_MESSAGES: u32 = 256;
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 /// Time allowed to read topic metadata and watermarks.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(30);
-/// Partitions resumed within this time of the last reading of the tables use it (one assignment).
-const RESUME_READS_TABLES_ONCE_WITHIN: Duration = Duration::from_secs(1);
 
 struct PartitionBuffer {
     tp: TopicPartition,
@@ -280,8 +278,8 @@ struct Loop<'a> {
     report: RunReport,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+fn lock(warehouse: &Mutex<Warehouse>) -> MutexGuard<'_, Warehouse> {
+    warehouse.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Consumes the configured topics into the warehouse until `shutdown` is set (or, with
@@ -299,18 +297,16 @@ pub fn run_kafka(
 ) -> Result<RunReport, PipelineError> {
     let warehouse = Arc::new(Mutex::new(warehouse));
     let resume_from = Arc::clone(&warehouse);
-    // Every partition of an assignment is resumed within moments, after the instances that gave them up
-    // committed: the tables are read again once per assignment rather than once per partition (seven logs
-    // to list on an object store each time).
-    let last_read: Mutex<Option<Instant>> = Mutex::new(None);
-    let resume = Box::new(move |topic: &str, partition: i32| {
+    // The tables are read again once per assignment (seven logs to list on an object store), after the
+    // instances that gave the partitions up committed.
+    let resume = Box::new(move |partitions: &[TopicPartition]| {
         let mut warehouse = lock(&resume_from);
-        let mut last_read = lock(&last_read);
-        if last_read.is_none_or(|at| at.elapsed() > RESUME_READS_TABLES_ONCE_WITHIN) {
-            warehouse.refresh().map_err(|e| e.to_string())?;
-            *last_read = Some(Instant::now());
-        }
-        warehouse.kafka_position(topic, partition).map_err(|e| e.to_string())
+        warehouse.refresh().map_err(|e| e.to_string())?;
+        partitions
+            .iter()
+            .map(|(topic, partition)| warehouse.kafka_position(topic, *partition))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())
     });
     let names = topics.all();
     let source = KafkaSource::subscribe(kafka, &names, resume)?;

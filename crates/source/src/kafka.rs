@@ -27,11 +27,11 @@ use crate::SourceError;
 /// A topic and a partition number.
 pub type TopicPartition = (String, i32);
 
-/// Answers where a partition's consumption resumes: the next offset to read, or `None` when nothing of it
-/// has been stored yet (then it is read from the beginning). An `Err` is a message for the log; the
-/// partition then starts from the beginning too and the warehouse's own offset check refuses anything
-/// committed twice.
-pub type ResumeFn = Box<dyn Fn(&str, i32) -> Result<Option<i64>, String> + Send + Sync>;
+/// Answers, once per assignment, where each assigned partition's consumption resumes (in the order given):
+/// the next offset to read, or `None` when nothing of it has been stored yet (then it is read from the
+/// beginning). An `Err` is a message for the log; the partitions then start from the beginning too and the
+/// warehouse's own offset check refuses anything committed twice.
+pub type ResumeFn = Box<dyn Fn(&[TopicPartition]) -> Result<Vec<Option<i64>>, String> + Send + Sync>;
 
 /// `[kafka]`: the cluster and the consumer group.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -180,15 +180,13 @@ impl ConsumerContext for PositionContext {
     fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                let mut assigned = Vec::new();
-                for element in tpl.elements() {
-                    let (topic, partition) = (element.topic().to_string(), element.partition());
-                    let start = (self.resume)(&topic, partition).unwrap_or_else(|message| {
-                        error!(topic, partition, "cannot read the committed position: {message}");
-                        None
-                    });
-                    assigned.push(((topic, partition), start));
-                }
+                let partitions: Vec<TopicPartition> =
+                    tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
+                let starts = (self.resume)(&partitions).unwrap_or_else(|message| {
+                    error!(partitions = ?partitions, "cannot read the committed positions: {message}");
+                    vec![None; partitions.len()]
+                });
+                let assigned: Vec<(TopicPartition, Option<i64>)> = partitions.into_iter().zip(starts).collect();
                 for ((topic, partition), start) in &assigned {
                     let offset = start.map_or(Offset::Beginning, Offset::Offset);
                     if let Err(e) = tpl.set_partition_offset(topic, *partition, offset) {

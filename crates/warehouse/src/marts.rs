@@ -162,8 +162,7 @@ impl Warehouse {
     /// summary, if one was written.
     pub fn mart_summary(&self, name: &str) -> Result<Option<String>, WarehouseError> {
         let path = format!("{MARTS_DIR}/{MART_SUMMARIES_DIR}/{name}.parquet");
-        let found = self.store.list(&format!("{MARTS_DIR}/{MART_SUMMARIES_DIR}"))?;
-        Ok(found.iter().any(|object| object.location.as_ref() == path).then_some(path))
+        Ok(self.store.exists(&path)?.then_some(path))
     }
 
     /// The paths of the delta files of a whole-history summary (see [`Warehouse::add_mart_summary_deltas`]),

@@ -230,6 +230,16 @@ impl Store {
         }
     }
 
+    /// True when the object exists (one `HEAD`).
+    pub(crate) fn exists(&self, relative: &str) -> Result<bool, WarehouseError> {
+        let path = object_store::path::Path::from(relative);
+        match delta::block_on(self.objects.head(&path)) {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(WarehouseError::store(&self.location, relative, e)),
+        }
+    }
+
     /// Deletes an object (none: nothing to do).
     pub(crate) fn delete(&self, relative: &str) -> Result<(), WarehouseError> {
         let path = object_store::path::Path::from(relative);
