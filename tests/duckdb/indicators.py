@@ -2,6 +2,7 @@
 
     python indicators.py WAREHOUSE_DIR
     python indicators.py s3://BUCKET/PREFIX     (endpoint and credentials from the AWS_* environment variables)
+    python indicators.py WAREHOUSE_DIR --day-files DIR   (the bench's baseline: the same rows as one file per day)
 
 Reads the event tables as a BI tool reads Delta tables (on local disk with DuckDB's `delta_scan`, its delta
 extension from the `duckdb-ext-delta` package; on S3 each snapshot as a PyArrow dataset of the `deltalake`
@@ -118,15 +119,33 @@ def load_delta_extension(con):
     con.execute(f"LOAD '{found[0]}'")
 
 
-def main(warehouse):
+def register_day_files(con, warehouse, out):
+    """The bench's baseline: the event tables copied (untimed) to the layout before the Delta warehouse, one
+    Parquet file per table and day (per month for staff and costs, which have no event day), Hive-partitioned,
+    and read with read_parquet."""
+    os.makedirs(out, exist_ok=True)
+    for table in EVENT_TABLES:
+        source = f"delta_scan('{warehouse}/events/{table}')"
+        columns = [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()]
+        key = "event_date" if "event_date" in columns else "month"
+        con.execute(f"COPY (SELECT * FROM {source}) TO '{out}/{table}' (FORMAT parquet, COMPRESSION zstd, "
+                    f"PARTITION_BY ({key}), OVERWRITE_OR_IGNORE true)")
+        con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{out}/{table}/*/*.parquet', "
+                    "hive_partitioning = true)")
+
+
+def main(warehouse, day_files=None):
     con = duckdb.connect(config={"allow_unsigned_extensions": "true"})
     con.execute("SET TimeZone = 'UTC'")
     if warehouse.startswith("s3://"):
         marts = register_s3(con, warehouse)
     else:
         load_delta_extension(con)
-        for table in EVENT_TABLES:
-            con.execute(f"CREATE VIEW {table} AS SELECT * FROM delta_scan('{warehouse}/events/{table}')")
+        if day_files:
+            register_day_files(con, warehouse, day_files)
+        else:
+            for table in EVENT_TABLES:
+                con.execute(f"CREATE VIEW {table} AS SELECT * FROM delta_scan('{warehouse}/events/{table}')")
         marts = {}
         for mart in MARTS:
             marts[mart] = con.execute(f"SELECT count(*) FROM read_parquet('{warehouse}/marts/{mart}/*/*.parquet', "
@@ -141,4 +160,5 @@ def main(warehouse):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    # indicators.py WAREHOUSE [--day-files DIR]
+    main(sys.argv[1], sys.argv[3] if len(sys.argv) > 3 and sys.argv[2] == "--day-files" else None)

@@ -10,17 +10,21 @@ mod summary;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
+use datafusion_cli::command::Command as ShellCommand;
+use datafusion_cli::exec;
+use datafusion_cli::object_storage::instrumented::InstrumentedObjectStoreRegistry;
+use datafusion_cli::print_format::PrintFormat;
+use datafusion_cli::print_options::{MaxRows, PrintOptions};
 use permitflow_gen::{GenConfig, GenSummary, generate};
-use permitflow_metrics::{Rebuild, Scope, materialize, materialized_through, session};
-use permitflow_pipeline::{Config, FileReport, RunOptions, RunReport, ingest_files, run_kafka};
+use permitflow_metrics::{Rebuild, Scope, materialize, session};
+use permitflow_pipeline::{Config, FileReport, LogFormat, RunOptions, RunReport, compact, ingest_files, serve};
 use permitflow_schema::Pseudonymiser;
 use permitflow_source::expand_inputs;
-use permitflow_warehouse::{CompactOptions, CompactionReport, Counts, Location, Warehouse};
+use permitflow_warehouse::{Counts, Location, Warehouse};
 use tracing_subscriber::EnvFilter;
 
 use crate::progress::{GenerateProgress, IngestProgress};
@@ -74,6 +78,24 @@ enum Command {
         warehouse: WarehouseArg,
         /// The SQL statement.
         sql: String,
+    },
+    /// datafusion-cli's SQL shell over the warehouse: the event tables (read through Delta), `_rejections`
+    /// and the marts registered; its commands (`\d`, `\?`, `\pset`, …) work. Interactive without -c/-f.
+    Sql {
+        #[command(flatten)]
+        warehouse: WarehouseArg,
+        /// Execute this statement (or shell command) and exit; repeatable.
+        #[arg(short = 'c', long = "command", value_name = "SQL")]
+        commands: Vec<String>,
+        /// Execute the statements of this file and exit; repeatable.
+        #[arg(short = 'f', long = "file", value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = PrintFormat::Automatic)]
+        format: PrintFormat,
+        /// No banner and no timing line after each result.
+        #[arg(short, long)]
+        quiet: bool,
     },
     /// The indicators of a period against the agreement's targets (missed targets marked).
     Report {
@@ -157,8 +179,10 @@ struct DemoGenerateArgs {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    init_logging();
-    match run(cli) {
+    match Config::load(cli.config.as_deref()).map_err(anyhow::Error::from).and_then(|config| {
+        init_logging(config.log.format);
+        run(cli, config)
+    }) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
@@ -167,20 +191,23 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-/// Log lines go to stderr; `RUST_LOG` overrides. On a terminal only warnings are logged (progress bars
-/// show activity); otherwise progress is logged as info lines, without delta-rs's and its kernel's (a line
-/// per snapshot read and commit).
-fn init_logging() {
+/// Log lines go to stderr, as text or JSON (`[log] format`); `RUST_LOG` overrides the level. On a terminal
+/// only warnings are logged (progress bars show activity); otherwise progress is logged as info lines,
+/// without delta-rs's and its kernel's (a line per snapshot read and commit).
+fn init_logging(format: LogFormat) {
     let default = match progress::interactive() {
         true => "warn",
         false => "info,deltalake_core=warn,buoyant_kernel=warn,buoyant_kernel_engine=warn",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.with_target(false).init(),
+        LogFormat::Json => logs.json().with_current_span(true).with_span_list(true).init(),
+    }
 }
 
-fn run(cli: Cli) -> Result<()> {
-    let config = Config::load(cli.config.as_deref())?;
+fn run(cli: Cli, config: Config) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     match cli.command {
         Command::Generate(args) => {
@@ -202,55 +229,9 @@ fn run(cli: Cli) -> Result<()> {
             run_ingest(&mut warehouse, &inputs, &pseudonymiser, &config)?;
         }
         Command::Run { warehouse, stop_at_end } => {
-            let pseudonymiser = config.privacy.pseudonymiser()?;
-            let warehouse = open_warehouse(warehouse.warehouse.as_ref(), &config)?;
-            let shutdown = Arc::new(AtomicBool::new(false));
-            let flag = Arc::clone(&shutdown);
-            runtime.spawn(async move {
-                match wait_for_stop_signal().await {
-                    Ok(signal) => tracing::info!(signal, "stopping: flushing and committing"),
-                    Err(e) => tracing::error!(error = %e, "cannot listen for signals; stopping"),
-                }
-                flag.store(true, Ordering::SeqCst);
-            });
-            // Held by a background compaction while it runs; `--stop-at-end` waits for it before exiting.
-            let compacting = Arc::new(tokio::sync::Mutex::new(()));
-            if config.compaction.interval_s > 0 {
-                let (root, compaction) = (warehouse.location().clone(), config.compaction.clone());
-                let compacting = Arc::clone(&compacting);
-                runtime.spawn(async move {
-                    let mut ticker = tokio::time::interval(std::time::Duration::from_secs(compaction.interval_s));
-                    ticker.tick().await;
-                    loop {
-                        ticker.tick().await;
-                        let _running = compacting.lock().await;
-                        let (root, min_files) = (root.clone(), compaction.min_files);
-                        let _ = tokio::task::spawn_blocking(move || compact_in_background(&root, min_files)).await;
-                    }
-                });
-            }
-            let options = RunOptions { stop_at_end };
-            let interval = config.metrics.materialize_interval_s;
-            let root = warehouse.location().clone();
-            if interval > 0 {
-                let (root, metrics) = (root.clone(), config.metrics.clone());
-                runtime.spawn(async move {
-                    let mut ticker = tokio::time::interval(std::time::Duration::from_secs(interval));
-                    ticker.tick().await;
-                    loop {
-                        ticker.tick().await;
-                        materialize_in_background(&root, &metrics).await;
-                    }
-                });
-            }
-            let report =
-                run_kafka(warehouse, &config.kafka, &config.topics, &config.flush, pseudonymiser, options, &shutdown)?;
-            // A compaction in progress is left for the next open to finish on a signal (a bounded stop);
-            // a backfill waits for it and then starts no other.
-            let _no_compaction = stop_at_end.then(|| runtime.block_on(compacting.lock()));
-            if stop_at_end && interval > 0 {
-                runtime.block_on(materialize_in_background(&root, &config.metrics));
-            }
+            let location = warehouse.warehouse.as_ref().unwrap_or(&config.warehouse.path);
+            let report = serve(&config, location, RunOptions { stop_at_end }, runtime.handle())
+                .with_context(|| format!("permitflow run (warehouse {location})"))?;
             print_run_report(&report);
         }
         Command::Compact { warehouse, min_files, all } => {
@@ -280,6 +261,10 @@ fn run(cli: Cli) -> Result<()> {
                 println!("{}", arrow::util::pretty::pretty_format_batches(&batches)?);
                 anyhow::Ok(())
             })?;
+        }
+        Command::Sql { warehouse, commands, files, format, quiet } => {
+            let warehouse = open_warehouse(warehouse.warehouse.as_ref(), &config)?;
+            runtime.block_on(run_sql(&warehouse, &config, commands, files, format, quiet))?;
         }
         Command::Demo { warehouse, input, generate } => {
             let pseudonymiser = match &config.privacy.key {
@@ -315,14 +300,6 @@ fn run(cli: Cli) -> Result<()> {
         }
     }
     Ok(())
-}
-
-async fn wait_for_stop_signal() -> std::io::Result<&'static str> {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => result.map(|()| "SIGINT"),
-        _ = terminate.recv() => Ok("SIGTERM"),
-    }
 }
 
 fn print_run_report(report: &RunReport) {
@@ -431,34 +408,9 @@ fn print_file_report(report: &FileReport) {
     }
 }
 
-/// One scheduled update of the marts while `run` consumes; a failure is logged and retried next time.
-async fn materialize_in_background(root: &Location, metrics: &permitflow_metrics::MetricsConfig) {
-    let started = Instant::now();
-    let result = match Warehouse::open(root.clone()) {
-        Ok(warehouse) => materialize(&warehouse, metrics, Rebuild::Incremental).await.map_err(anyhow::Error::from),
-        Err(e) => Err(e.into()),
-    };
-    match result {
-        Ok(report) => tracing::info!(
-            scope = ?report.scope,
-            through = %report.through,
-            seconds = started.elapsed().as_secs_f64(),
-            "marts updated"
-        ),
-        Err(e) => tracing::warn!(error = %e, "updating the marts failed; retrying at the next interval"),
-    }
-}
-
-/// Compacts what the marts have seen (so their next update stays incremental), then vacuums.
-fn compact_warehouse(warehouse: &mut Warehouse, min_files: usize, all: bool) -> Result<CompactionReport> {
-    let through = if all { None } else { materialized_through(warehouse)? };
-    let options = CompactOptions { min_files, through, vacuum: true };
-    Ok(warehouse.compact(&options)?)
-}
-
 fn run_compact(warehouse: &mut Warehouse, min_files: usize, all: bool) -> Result<()> {
     let started = Instant::now();
-    let report = compact_warehouse(warehouse, min_files, all)
+    let report = compact(warehouse, min_files, all)
         .with_context(|| format!("compacting the warehouse {}", warehouse.location()))?;
     match report.commits {
         0 => println!("no partition has {min_files} or more files; nothing to compact"),
@@ -483,21 +435,55 @@ fn run_compact(warehouse: &mut Warehouse, min_files: usize, all: bool) -> Result
     Ok(())
 }
 
-fn compact_in_background(root: &Location, min_files: usize) {
-    let started = Instant::now();
-    let result = Warehouse::open(root.clone())
-        .map_err(anyhow::Error::from)
-        .and_then(|mut warehouse| compact_warehouse(&mut warehouse, min_files, false));
-    match result {
-        Ok(report) => tracing::info!(
-            partitions = report.partitions,
-            files_before = report.files_before,
-            vacuumed = report.vacuumed,
-            seconds = started.elapsed().as_secs_f64(),
-            "compacted"
-        ),
-        Err(e) => tracing::warn!(error = %e, "compaction failed; retrying at the next interval"),
+/// `permitflow sql`: datafusion-cli's executor on the warehouse's session (with datafusion-cli's
+/// `parquet_metadata` table function); results are unlimited with -c/-f, 40 rows a page interactively.
+async fn run_sql(
+    warehouse: &Warehouse,
+    config: &Config,
+    commands: Vec<String>,
+    files: Vec<PathBuf>,
+    format: PrintFormat,
+    quiet: bool,
+) -> Result<()> {
+    if let Some(missing) = files.iter().find(|f| !f.is_file()) {
+        bail!("{}: no such SQL file (give -f a file of statements ending in `;`)", missing.display());
     }
+    let ctx = session(warehouse, &config.metrics).await?;
+    ctx.register_udtf("parquet_metadata", Arc::new(datafusion_cli::functions::ParquetMetadataFunc {}));
+    let interactive = commands.is_empty() && files.is_empty();
+    let mut print = PrintOptions {
+        format,
+        quiet,
+        maxrows: if interactive { MaxRows::Limited(40) } else { MaxRows::Unlimited },
+        color: false,
+        instrumented_registry: Arc::new(InstrumentedObjectStoreRegistry::new()),
+    };
+    if interactive {
+        if !quiet {
+            println!(
+                "permitflow sql on {} (DataFusion CLI v{}): \\d lists the tables, \\? the commands, \\q quits",
+                warehouse.location(),
+                datafusion_cli::DATAFUSION_CLI_VERSION
+            );
+        }
+        exec::exec_from_repl(&ctx, &mut print).await.context("the SQL shell")?;
+        return Ok(());
+    }
+    let files: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    exec::exec_from_files(&ctx, files, &print).await?;
+    for command in commands {
+        // A shell command (`\d`, `\d decisions`, …) as in the interactive shell; anything else is SQL.
+        match command.trim().strip_prefix('\\') {
+            Some(shell) => {
+                let Ok(shell) = shell.split_whitespace().collect::<Vec<_>>().join(" ").parse::<ShellCommand>() else {
+                    bail!("`{command}` is not a datafusion-cli command; `permitflow sql -c '\\?'` lists them");
+                };
+                shell.execute(&ctx, &mut print).await?;
+            }
+            None => exec::exec_from_commands(&ctx, vec![command], &print).await?,
+        }
+    }
+    Ok(())
 }
 
 async fn run_materialize(warehouse: &Warehouse, config: &Config, rebuild: Rebuild) -> Result<()> {

@@ -120,6 +120,32 @@ fn query_prints_a_table_and_sql_errors_are_reported() {
     assert!(stderr(&output).contains("nope"), "{}", stderr(&output));
 }
 
+#[test]
+fn sql_runs_statements_and_shell_commands_of_datafusion_cli_over_the_warehouse() {
+    let dir = tempfile::tempdir().expect("dir");
+    let wh = dir.path().join("wh").display().to_string();
+    let input = generate(dir.path(), "0.002");
+    ok(permitflow(&["ingest", "--warehouse", &wh]).arg(&input).env("PERMITFLOW__PRIVACY__KEY", KEY));
+    ok(permitflow(&["materialize", "--warehouse", &wh]));
+    let count = "SELECT count(*) AS n FROM decisions";
+    let expected = ok(permitflow(&["query", "--warehouse", &wh, count]));
+    let expected: String = expected.chars().filter(char::is_ascii_digit).collect();
+    assert!(expected.parse::<u64>().expect("a count") > 0);
+    let out = ok(permitflow(&["sql", "--warehouse", &wh, "-q", "--format", "csv", "-c", count]));
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["n", expected.as_str()]);
+    // datafusion-cli's own command: the tables, Delta event tables and Parquet marts alike.
+    let tables = ok(permitflow(&["sql", "--warehouse", &wh, "-q", "-c", "\\d"]));
+    for table in ["decisions", "_rejections", "decisions_per_person_year"] {
+        assert!(tables.contains(table), "{table} missing from:\n{tables}");
+    }
+    let script = dir.path().join("q.sql");
+    std::fs::write(&script, format!("-- a comment\n{count};\n")).expect("write");
+    let out = ok(permitflow(&["sql", "--warehouse", &wh, "-q", "--format", "csv", "-f"]).arg(&script));
+    assert_eq!(out.lines().last(), Some(expected.as_str()));
+    let output = run(permitflow(&["sql", "--warehouse", &wh, "-f", "missing.sql"]));
+    assert!(!output.status.success() && stderr(&output).contains("missing.sql: no such SQL file"));
+}
+
 /// Table row counts, rejections and marts: what a finished warehouse holds (`env`: of its object store).
 fn fingerprint(wh: &str, env: &[(&str, String)]) -> String {
     ok(permitflow(&["materialize", "--warehouse", wh]).envs(env.iter().cloned()));
@@ -144,6 +170,39 @@ fn fingerprint(wh: &str, env: &[(&str, String)]) -> String {
         out.push_str(&ok(permitflow(&["query", "--warehouse", wh, sql]).envs(env.iter().cloned())));
     }
     out
+}
+
+#[test]
+fn gzip_zstd_and_byte_order_marked_files_store_what_the_plain_file_stores() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().expect("dir");
+    let input = generate(dir.path(), "0.002");
+    let plain_file = std::fs::read_dir(&input).expect("input").next().expect("a file").expect("entry").path();
+    let plain = std::fs::read(&plain_file).expect("read");
+    let mut with_bom = b"\xEF\xBB\xBF".to_vec();
+    with_bom.extend_from_slice(&plain);
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gzip.write_all(&with_bom).expect("gzip");
+    let variants = [
+        ("events.ndjson.gz", gzip.finish().expect("gzip")),
+        // Named like a plain file: the first bytes decide.
+        ("events.ndjson", zstd::encode_all(&plain[..], 3).expect("zstd")),
+        ("bom.ndjson", with_bom),
+    ];
+    let reference = dir.path().join("plain").display().to_string();
+    ok(permitflow(&["ingest", "--warehouse", &reference]).arg(&plain_file).env("PERMITFLOW__PRIVACY__KEY", KEY));
+    let expected = fingerprint(&reference, &[]);
+    for (name, content) in variants {
+        let variant = dir.path().join(format!("in-{name}"));
+        std::fs::create_dir(&variant).expect("dir");
+        std::fs::write(variant.join(name), content).expect("write");
+        let wh = dir.path().join(format!("wh-{name}")).display().to_string();
+        let out = ok(permitflow(&["ingest", "--warehouse", &wh]).arg(&variant).env("PERMITFLOW__PRIVACY__KEY", KEY));
+        assert!(out.contains("accepted"), "{name}: {out}");
+        assert_eq!(fingerprint(&wh, &[]), expected, "{name}");
+        let again = ok(permitflow(&["ingest", "--warehouse", &wh]).arg(&variant).env("PERMITFLOW__PRIVACY__KEY", KEY));
+        assert!(again.contains("already ingested"), "{name}: {again}");
+    }
 }
 
 #[test]

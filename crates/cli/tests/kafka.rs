@@ -1,6 +1,7 @@
 //! `permitflow run` against a real Apache Kafka broker (started by the test kit): exactly once into the
 //! warehouse with duplicates and bad messages, through SIGKILLs at random moments, and through a broker
-//! outage; on local disk and on S3 (moto's server, started by the test kit).
+//! outage; on local disk and on S3 (moto's server, started by the test kit). Its start-up checks, and its
+//! `/metrics`, `/healthz` and `/readyz` through an outage and an unwritable warehouse.
 
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
@@ -280,6 +281,53 @@ fn run_until_killed(setup: &Setup, config: &Path, warehouse: impl AsRef<OsStr>, 
     true
 }
 
+/// A free loopback port for `run`'s HTTP endpoints.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("address").port()
+}
+
+/// `permitflow run` in the background serving its endpoints on `port`, its output captured.
+fn spawn_serving(setup: &Setup, config: &Path, warehouse: impl AsRef<OsStr>, port: u16) -> Child {
+    setup
+        .permitflow(config, warehouse, &["run"])
+        .env("PERMITFLOW__TELEMETRY__LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn")
+}
+
+/// The status and body of `GET path` on `run`'s endpoints; `None` while nothing answers.
+fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(5)))
+        .build()
+        .into();
+    let mut response = agent.get(&format!("http://127.0.0.1:{port}{path}")).call().ok()?;
+    let status = response.status().as_u16();
+    Some((status, response.body_mut().read_to_string().ok()?))
+}
+
+/// The sum of every sample of the series `name` in a Prometheus exposition.
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            (series.split('{').next()? == name).then(|| value.parse::<f64>().ok())?
+        })
+        .sum()
+}
+
+fn scrape(port: u16) -> String {
+    match http_get(port, "/metrics") {
+        Some((200, text)) => text,
+        other => panic!("/metrics: {other:?}"),
+    }
+}
+
 fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !done() {
@@ -462,18 +510,115 @@ fn broker_outage_mid_stream_loses_nothing() {
     let first = setup.produce_workload(&small_chunk(0, 1));
     let warehouse = setup.dir.path().join("wh");
     let config = setup.config("outage", 200);
-    let mut child = spawn_run(&setup, &config, &warehouse);
+    let port = free_port();
+    let mut child = spawn_serving(&setup, &config, &warehouse, port);
     wait_until("the first events are committed", Duration::from_secs(120), || setup.stored(&warehouse) > 0);
+    wait_until("/readyz says ready", Duration::from_secs(60), || {
+        http_get(port, "/readyz").is_some_and(|(s, _)| s == 200)
+    });
     setup.broker.stop().unwrap_or_else(|e| panic!("{e}"));
-    std::thread::sleep(Duration::from_secs(3));
+    wait_until("/readyz says no broker is reachable", Duration::from_secs(60), || {
+        http_get(port, "/readyz").is_some_and(|(status, why)| status == 503 && why.contains("broker"))
+    });
+    assert_eq!(http_get(port, "/healthz").map(|(s, _)| s), Some(200), "alive while waiting for the broker");
     assert!(child.try_wait().expect("poll").is_none(), "run must wait for the broker, not exit");
     setup.broker.restart().unwrap_or_else(|e| panic!("{e}"));
     let second = setup.produce_workload(&small_chunk(2, 1));
     let expected = first.lines + second.lines;
     wait_until("every event is committed", Duration::from_secs(180), || setup.stored(&warehouse) >= expected);
+    wait_until("/readyz is ready again", Duration::from_secs(60), || {
+        http_get(port, "/readyz").is_some_and(|(s, _)| s == 200)
+    });
+    // The counters reconcile with what the warehouse holds, and the lag drains to zero.
+    wait_until("the lag gauges drain to 0", Duration::from_secs(60), || {
+        let text = scrape(port);
+        metric(&text, "permitflow_messages_consumed_total") == expected as f64
+            && text.contains("permitflow_consumer_lag_messages{")
+            && metric(&text, "permitflow_consumer_lag_messages") == 0.0
+    });
+    let exposition = scrape(port);
+    let stored = metric(&exposition, "permitflow_events_stored_total");
+    let rejected = metric(&exposition, "permitflow_rejections_total");
+    assert_eq!(stored + rejected, expected as f64, "consumed = stored + rejected:\n{exposition}");
+    assert_eq!(stored, setup.stored(&warehouse) as f64, "{exposition}");
+    assert_eq!(metric(&exposition, "permitflow_dead_letters_total"), rejected, "{exposition}");
+    assert!(metric(&exposition, "permitflow_commits_total") >= 2.0, "{exposition}");
+    assert_eq!(
+        metric(&exposition, "permitflow_commit_duration_seconds_count"),
+        metric(&exposition, "permitflow_commits_total")
+    );
+    assert!(
+        metric(&exposition, "permitflow_files_written_total") > 0.0
+            && metric(&exposition, "permitflow_bytes_written_total") > 0.0
+    );
+    assert_eq!(metric(&exposition, "permitflow_assigned_partitions"), (PARTITIONS * 6) as f64, "{exposition}");
+    assert!(metric(&exposition, "permitflow_event_time_lag_seconds") > 0.0, "{exposition}");
     let output = terminate(&mut child);
     assert!(output.status.success(), "SIGTERM exits 0: {}", text(&output.stdout));
     assert_eq!(setup.stored(&warehouse), expected, "nothing lost, nothing doubled");
+}
+
+#[test]
+fn start_up_names_a_missing_topic_or_dead_letter_topic_and_creates_dead_letter_topics_when_asked() {
+    let _serial = lock();
+    let setup = Setup::new();
+    setup.produce_workload(&GenConfig { malformed_share: 0.01, ..small_chunk(0, 300) });
+    let warehouse = setup.dir.path().join("wh");
+    let config = setup.config("startup", 1000);
+    let fails = |command: &mut Command| {
+        let started = Instant::now();
+        let output = command.output().expect("run");
+        assert!(!output.status.success(), "must refuse to start: {}", text(&output.stdout));
+        assert!(started.elapsed() < Duration::from_secs(45), "fails fast, not after {:?}", started.elapsed());
+        text(&output.stderr)
+    };
+    let missing =
+        fails(setup.permitflow(&config, &warehouse, &["run"]).env("PERMITFLOW__TOPICS__STAFF", "no-such-topic"));
+    assert!(missing.contains("no-such-topic") && missing.contains("[topics]"), "{missing}");
+    let dlq = fails(setup.permitflow(&config, &warehouse, &["run"]).env("PERMITFLOW__KAFKA__DLQ_SUFFIX", ".rejected"));
+    assert!(dlq.contains(&format!("{}.rejected", setup.topics[0])), "{dlq}");
+    assert!(dlq.contains("PERMITFLOW__KAFKA__CREATE_DLQ_TOPICS=true"), "{dlq}");
+    let key = fails(setup.permitflow(&config, &warehouse, &["run"]).env_remove("PERMITFLOW__PRIVACY__KEY"));
+    assert!(key.contains("PERMITFLOW__PRIVACY__KEY"), "{key}");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("address").port();
+    let busy = fails(
+        setup
+            .permitflow(&config, &warehouse, &["run"])
+            .env("PERMITFLOW__TELEMETRY__LISTEN", format!("127.0.0.1:{port}")),
+    );
+    assert!(busy.contains("telemetry.listen") && busy.contains(&port.to_string()), "{busy}");
+    assert!(!warehouse.join("_rejections").exists() || setup.stored(&warehouse) == 0, "nothing consumed");
+
+    // Created when asked, then used; the log lines are JSON with the flush span's topic and partition.
+    let output = setup
+        .permitflow(&config, &warehouse, &["run", "--stop-at-end"])
+        .env("PERMITFLOW__KAFKA__DLQ_SUFFIX", ".rejected")
+        .env("PERMITFLOW__KAFKA__CREATE_DLQ_TOPICS", "true")
+        .env("PERMITFLOW__LOG__FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("run");
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let (_, _, rejected) = totals(&stdout);
+    assert!(rejected > 0, "{stdout}");
+    let letters: usize = setup
+        .topics
+        .iter()
+        .map(|t| setup.broker.read_all(&format!("{t}.rejected")).unwrap_or_else(|e| panic!("{e}")).len())
+        .sum();
+    assert_eq!(letters as u64, rejected, "the dead letters are in the created topics");
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+        .collect();
+    assert!(lines.iter().any(|l| l["fields"]["message"].as_str().is_some_and(|m| m.contains("created the missing"))));
+    let flush = lines
+        .iter()
+        .find(|l| l["span"]["name"] == "flush" && l["fields"]["message"] == "committed")
+        .unwrap_or_else(|| panic!("no committed line in a flush span:\n{stderr}"));
+    assert!(flush["span"]["topic"].is_string() && flush["span"]["partition"].is_number(), "{flush}");
 }
 
 #[test]
@@ -534,18 +679,31 @@ fn an_unwritable_warehouse_stops_commits_until_it_is_writable_again_and_loses_no
     let mut expected = setup.produce_workload(&chunk(0)).lines;
     let warehouse = setup.dir.path().join("wh");
     let config = setup.config("readonly", 300);
-    let mut child = spawn_run(&setup, &config, &warehouse);
+    let port = free_port();
+    let mut child = spawn_serving(&setup, &config, &warehouse, port);
     wait_until("the first chunk is committed", Duration::from_secs(120), || setup.stored(&warehouse) >= expected);
     immutable(&warehouse, true);
     let before = commits(&warehouse);
     expected += setup.produce_workload(&chunk(1)).lines;
-    std::thread::sleep(Duration::from_secs(6));
+    let mut not_ready = None;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while not_ready.is_none() && Instant::now() < deadline {
+        not_ready = http_get(port, "/readyz").filter(|(status, _)| *status == 503);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let failures = metric(&scrape(port), "permitflow_commit_failures_total");
     let during = commits(&warehouse);
     let alive = child.try_wait().expect("poll").is_none();
     immutable(&warehouse, false);
     assert_eq!(during, before, "nothing is committed while the warehouse cannot be written");
     assert!(alive, "run waits and retries instead of exiting");
+    let (_, why) = not_ready.expect("/readyz answers 503 while the warehouse cannot be written");
+    assert!(why.contains("warehouse cannot be written"), "{why}");
+    assert!(failures >= 1.0, "the failed attempts are counted");
     wait_until("every event is committed", Duration::from_secs(180), || setup.stored(&warehouse) >= expected);
+    wait_until("/readyz is ready again after a commit", Duration::from_secs(30), || {
+        http_get(port, "/readyz").is_some_and(|(status, _)| status == 200)
+    });
     let output = terminate(&mut child);
     assert!(output.status.success(), "{}", text(&output.stdout));
     assert_eq!(setup.stored(&warehouse), expected, "nothing lost, nothing doubled");

@@ -6,7 +6,8 @@
 //! - full: every mart from scratch (target < 20 s on 2 cores);
 //! - incremental: after adding 1 % late events (a tenth of a year of new events dated in the last year),
 //!   the update of the touched periods (target < 10 % of full);
-//! - DuckDB: `tests/duckdb/indicators.py` over the same warehouse.
+//! - DuckDB: `tests/duckdb/indicators.py` over the same warehouse, then over the same rows laid out as before
+//!   the Delta warehouse (one file per table and day), side by side (target: >= 3x faster).
 //!
 //! `PERMITFLOW_BENCH_YEARS` and `PERMITFLOW_BENCH_SCALE` change the history;
 //! `RUST_LOG=permitflow_metrics=debug` logs the seconds of every cached table and view. Without `--bench` (as
@@ -80,19 +81,45 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     print_split(&report, incremental_s);
 
     let started = Instant::now();
-    let output = permitflow_testkit::duckdb_indicators(&dir.path().join("warehouse").display().to_string(), &[])?;
+    let warehouse_dir = dir.path().join("warehouse").display().to_string();
+    let output = permitflow_testkit::duckdb_indicators(&warehouse_dir, &[])?;
     let total_s = started.elapsed().as_secs_f64();
-    let queries_s = output
+    let queries_s = duckdb_seconds(&output)?;
+    println!(
+        "DuckDB:      {queries_s:>6.2} s  for the indicator queries of tests/duckdb/indicators.py on the Delta \
+         tables ({total_s:.1} s with start-up and mart counts)"
+    );
+    // The same rows in the layout before the Delta warehouse (a file per table and day), same queries.
+    let days = dir.path().join("day-files");
+    let output = std::process::Command::new(permitflow_testkit::duckdb_python()?)
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/duckdb/indicators.py"))
+        .arg(&warehouse_dir)
+        .arg("--day-files")
+        .arg(&days)
+        .output()?;
+    if !output.status.success() {
+        return Err(format!("indicators.py --day-files: {}", String::from_utf8_lossy(&output.stderr)).into());
+    }
+    let days_s = duckdb_seconds(&String::from_utf8_lossy(&output.stdout))?;
+    let files = std::fs::read_dir(&days)?
+        .map(|table| Ok(std::fs::read_dir(table?.path())?.count()))
+        .sum::<std::io::Result<usize>>()?;
+    println!(
+        "DuckDB:      {days_s:>6.2} s  on the same rows as a file per table and day ({files} partitions): \
+         the Delta layout is {:.1}x faster (target >= 3x)",
+        days_s / queries_s
+    );
+    Ok(())
+}
+
+/// The `seconds` of `tests/duckdb/indicators.py`'s output.
+fn duckdb_seconds(output: &str) -> Result<f64, String> {
+    output
         .split("\"seconds\":")
         .nth(1)
         .and_then(|rest| rest.split([',', '}']).next())
         .and_then(|s| s.trim().parse::<f64>().ok())
-        .ok_or_else(|| format!("no timing in DuckDB output: {output}"))?;
-    println!(
-        "DuckDB:      {queries_s:>6.2} s  for the indicator queries of tests/duckdb/indicators.py \
-         ({total_s:.1} s with start-up and mart counts)"
-    );
-    Ok(())
+        .ok_or_else(|| format!("no timing in DuckDB output: {output}"))
 }
 
 /// The files the readers open: the event files (and rejection files) of the snapshots, with their count and

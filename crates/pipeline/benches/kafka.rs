@@ -14,7 +14,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use permitflow_gen::{GenConfig, generate_year};
-use permitflow_pipeline::{Config, RunOptions, TopicsConfig, run_kafka};
+use permitflow_pipeline::{Config, RunOptions, Telemetry, TopicsConfig, run_kafka};
 use permitflow_schema::Pseudonymiser;
 use permitflow_testkit::KafkaBroker;
 use permitflow_warehouse::Warehouse;
@@ -92,6 +92,7 @@ fn run_permitflow() -> Result<(), Box<dyn std::error::Error>> {
         Pseudonymiser::development(),
         RunOptions { stop_at_end: true },
         &AtomicBool::new(false),
+        &Telemetry::new(),
     )?;
     let seconds = started.elapsed().as_secs_f64();
     let stored: u64 = report.partitions.values().map(|c| c.read).sum();

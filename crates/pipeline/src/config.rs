@@ -6,6 +6,7 @@ use permitflow_metrics::MetricsConfig;
 use permitflow_source::kafka::{KafkaConfig, TopicsConfig};
 
 use crate::run::FlushConfig;
+use crate::telemetry::TelemetryConfig;
 use permitflow_schema::Pseudonymiser;
 use permitflow_warehouse::Location;
 use serde::{Deserialize, Serialize};
@@ -39,6 +40,30 @@ pub struct Config {
     pub flush: FlushConfig,
     /// Rewriting partitions of many small files as one (`permitflow compact`, and `permitflow run`).
     pub compaction: CompactionConfig,
+    /// `permitflow run`'s HTTP endpoints (metrics, health, readiness).
+    pub telemetry: TelemetryConfig,
+    /// Log lines.
+    pub log: LogConfig,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` (default) or `json`: one JSON object per line, with the fields of the spans it is in (topic,
+    /// partition, offsets, table), for log collectors. The level comes from `RUST_LOG`.
+    pub format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// JSON lines.
+    Json,
 }
 
 /// `[compaction]`

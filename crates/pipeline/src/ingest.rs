@@ -91,20 +91,23 @@ fn ingest_file(
         resumed_at_line: None,
     };
     let done = warehouse.file_progress(&file.sha256)?;
-    if let Some(done) = done.filter(|d| d.to_byte >= file.size) {
+    let (from_byte, from_line) = done.as_ref().map(|d| (d.to_byte, d.to_line)).unwrap_or((0, 1));
+    // Positions count decompressed bytes: whether a file is done is whether anything follows its position.
+    let mut reader = file.reader_from(from_byte, from_line)?;
+    if let Some(done) = done
+        && reader.at_end()?
+    {
         info!(file = %path.display(), version = done.version, "already committed; skipping");
         report.already_committed = Some(done.version);
         return Ok(report);
     }
-    let (from_byte, from_line) = done.map(|d| (d.to_byte, d.to_line)).unwrap_or((0, 1));
     if from_byte > 0 {
         report.resumed_at_line = Some(from_line);
     }
     let source = format!("file:{}", std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()).display());
-    progress(Progress::FileStarted { path, size: file.size, from_byte });
-    let mut reader = file.reader_from(from_byte, from_line)?;
+    progress(Progress::FileStarted { path, size: file.size, from_byte: reader.stored_position() });
     let received_at_us = chrono::Utc::now().timestamp_micros();
-    let mut last_progress = from_byte;
+    let mut last_progress = reader.stored_position();
     loop {
         let (batch_byte, batch_line) = (reader.position(), reader.next_line_number());
         let span = info_span!("batch", file = %path.display(), from_line = batch_line);
@@ -130,8 +133,8 @@ fn ingest_file(
                 }
                 None => counts.accepted += 1,
             }
-            if reader.position() - last_progress >= PROGRESS_EVERY_BYTES {
-                last_progress = reader.position();
+            if reader.stored_position() - last_progress >= PROGRESS_EVERY_BYTES {
+                last_progress = reader.stored_position();
                 progress(Progress::Advanced { byte: last_progress });
             }
         }
@@ -165,7 +168,7 @@ fn ingest_file(
         );
         report.counts += counts;
         report.commits.push(commit.version);
-        progress(Progress::Advanced { byte: reader.position() });
+        progress(Progress::Advanced { byte: reader.stored_position() });
     }
     progress(Progress::FileFinished);
     Ok(report)

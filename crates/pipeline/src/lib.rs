@@ -1,5 +1,7 @@
 //! The run loop of permitflow: source → schema → warehouse, with batching,
-//! configuration and progress reporting.
+//! configuration and progress reporting, and `permitflow run` as a service
+//! (start-up checks, telemetry, HTTP endpoints, scheduled compaction and
+//! mart updates).
 //!
 //! This crate decides *when* data moves (batch sizes, commit points, resume
 //! positions); it owns no format: events are the schema crate's, files and
@@ -31,12 +33,18 @@
 mod config;
 mod ingest;
 mod run;
+mod service;
+pub mod telemetry;
 
-pub use config::{CompactionConfig, Config, ENV_PREFIX, IngestConfig, PrivacyConfig, WarehouseConfig};
+pub use config::{
+    CompactionConfig, Config, ENV_PREFIX, IngestConfig, LogConfig, LogFormat, PrivacyConfig, WarehouseConfig,
+};
 pub use ingest::{FileReport, Progress, ingest_files};
 pub use permitflow_metrics::MetricsConfig;
 pub use permitflow_source::kafka::{KafkaConfig, TopicsConfig};
 pub use run::{FlushConfig, RunOptions, RunReport, run_kafka};
+pub use service::{compact, serve};
+pub use telemetry::{Telemetry, TelemetryConfig};
 
 /// Errors of the run loop; they wrap the stage that failed.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +67,9 @@ pub enum PipelineError {
     /// Writing the warehouse failed.
     #[error(transparent)]
     Warehouse(#[from] permitflow_warehouse::WarehouseError),
+    /// Reading the marts' state or updating the marts failed.
+    #[error(transparent)]
+    Metrics(#[from] permitflow_metrics::MetricsError),
     /// The thread that writes and commits the Kafka buffers cannot work.
     #[error("the flush thread {0}; nothing after the last commit was stored, and it is re-read on the next start")]
     FlushThread(&'static str),

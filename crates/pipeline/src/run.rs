@@ -20,6 +20,8 @@ use std::sync::mpsc::{Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::TimestampMicrosecondType;
 use permitflow_schema::{DecodedBatch, Decoder, MAX_EVENT_BYTES, Position, Pseudonymiser, Rejection};
 use permitflow_source::kafka::{
     DeadLetter, DeadLetterProducer, KafkaConfig, KafkaSource, PartitionEvent, TopicPartition, TopicsConfig,
@@ -31,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use tracing::{debug, error, info, info_span, warn};
 
 use crate::PipelineError;
+use crate::telemetry::{FlushTally, Telemetry};
 
 /// `[flush]`: when buffered Kafka data is written and committed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -105,6 +108,7 @@ struct PartitionBuffer {
     rejections: RejectionBuffer,
     dead_letters: Vec<DeadLetter>,
     counts: Counts,
+    rejected_by_rule: BTreeMap<String, u64>,
     bytes: usize,
     started: Option<Instant>,
     /// In `--stop-at-end` mode, the high watermark seen at start: reaching it makes the buffer due.
@@ -122,6 +126,7 @@ impl PartitionBuffer {
             rejections: RejectionBuffer::default(),
             dead_letters: Vec::new(),
             counts: Counts::default(),
+            rejected_by_rule: BTreeMap::new(),
             bytes: 0,
             started: None,
             end,
@@ -142,6 +147,7 @@ struct Sealed {
     from_offset: i64,
     to_offset: i64,
     counts: Counts,
+    rejected_by_rule: BTreeMap<String, u64>,
 }
 
 impl Sealed {
@@ -172,6 +178,7 @@ struct Flusher<'a> {
     warehouse: Arc<Mutex<Warehouse>>,
     dead_letters: DeadLetterProducer,
     flush: &'a FlushConfig,
+    telemetry: &'a Telemetry,
 }
 
 impl Flusher<'_> {
@@ -188,21 +195,26 @@ impl Flusher<'_> {
     fn commit_with_retry(&self, sealed: &[Sealed], shutdown: &AtomicBool) -> Outcome {
         let mut backoff = FIRST_BACKOFF;
         loop {
+            let started = Instant::now();
             match self.commit(sealed) {
-                Ok(()) => {
+                Ok(tally) => {
+                    self.telemetry.committed(&tally, started.elapsed());
                     return Outcome::Committed(sealed.iter().map(|s| (s.tp.clone(), s.counts, s.to_offset)).collect());
                 }
                 Err(PipelineError::Warehouse(
                     conflict @ (WarehouseError::OffsetConflict(_) | WarehouseError::SourceConflict { .. }),
                 )) => {
                     warn!(%conflict, "another instance committed these ranges first; re-reading from the committed positions");
+                    self.telemetry.commit_conflict();
                     return Outcome::Conflict(sealed.iter().map(|s| s.tp.clone()).collect());
                 }
                 Err(e) if shutdown.load(Ordering::SeqCst) => {
                     error!(error = %e, "shutting down with an uncommitted batch; it is re-read on the next start");
+                    self.telemetry.commit_failed(&e.to_string());
                     return Outcome::Failed(e);
                 }
                 Err(e) => {
+                    self.telemetry.commit_failed(&e.to_string());
                     error!(error = %e, retry_in_ms = backoff.as_millis() as u64,
                         "cannot commit; not consuming until it succeeds");
                     sleep_unless(backoff, shutdown);
@@ -212,7 +224,8 @@ impl Flusher<'_> {
         }
     }
 
-    fn commit(&self, sealed: &[Sealed]) -> Result<(), PipelineError> {
+    /// Writes, dead-letters and commits one flush; what it committed, for the telemetry.
+    fn commit(&self, sealed: &[Sealed]) -> Result<FlushTally, PipelineError> {
         let first = &sealed[0];
         let from_offset = first.from_offset;
         let span =
@@ -236,6 +249,7 @@ impl Flusher<'_> {
             warehouse.stage_events(&mut pending, &parts)?;
         }
         let commit = warehouse.commit(pending)?;
+        let tally = tally(&warehouse, sealed, &commit, |topic| self.dead_letters.topic_for(topic));
         drop(warehouse);
         for part in sealed {
             debug!(
@@ -257,7 +271,52 @@ impl Flusher<'_> {
             rejected = commit.counts.rejected,
             "committed"
         );
-        Ok(())
+        Ok(tally)
+    }
+}
+
+/// What a committed flush counts for: messages per topic, rows per table, rejections per rule, dead letters
+/// per dead-letter topic, files, and the newest event time.
+fn tally(
+    warehouse: &Warehouse,
+    sealed: &[Sealed],
+    commit: &permitflow_warehouse::FlushCommit,
+    dead_letter_topic: impl Fn(&str) -> String,
+) -> FlushTally {
+    let mut consumed: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut stored: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut rejected: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut letters: BTreeMap<String, u64> = BTreeMap::new();
+    let mut newest_event_us = None;
+    let events = warehouse.contract().events();
+    for part in sealed {
+        *consumed.entry(part.tp.0.as_str()).or_default() += part.counts.read;
+        for (rule, n) in &part.rejected_by_rule {
+            *rejected.entry(rule.as_str()).or_default() += n;
+        }
+        if !part.dead_letters.is_empty() {
+            *letters.entry(dead_letter_topic(&part.tp.0)).or_default() += part.dead_letters.len() as u64;
+        }
+        for batch in &part.batches {
+            *stored.entry(events[batch.event].table.as_str()).or_default() += batch.batch.num_rows() as u64;
+            let occurred = batch
+                .batch
+                .column_by_name("occurred_at")
+                .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>());
+            if let Some(newest) = occurred.filter(|c| c.null_count() < c.len()).and_then(arrow::compute::max) {
+                newest_event_us = newest_event_us.max(Some(newest));
+            }
+        }
+    }
+    let owned = |m: BTreeMap<&str, u64>| m.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    FlushTally {
+        consumed: owned(consumed),
+        stored: owned(stored),
+        rejected: owned(rejected),
+        dead_letters: letters.into_iter().collect(),
+        files: commit.files.len() as u64,
+        bytes: commit.files.iter().map(|f| f.bytes).sum(),
+        newest_event_us,
     }
 }
 
@@ -276,6 +335,7 @@ struct Loop<'a> {
     /// Message bytes in all buffers.
     buffered_bytes: usize,
     report: RunReport,
+    telemetry: &'a Telemetry,
 }
 
 fn lock(warehouse: &Mutex<Warehouse>) -> MutexGuard<'_, Warehouse> {
@@ -285,7 +345,9 @@ fn lock(warehouse: &Mutex<Warehouse>) -> MutexGuard<'_, Warehouse> {
 /// Consumes the configured topics into the warehouse until `shutdown` is set (or, with
 /// [`RunOptions::stop_at_end`], until the high watermarks seen at start are committed).
 ///
-/// Shutdown flushes and commits everything buffered before returning.
+/// Shutdown flushes and commits everything buffered before returning. What it does is counted in
+/// `telemetry`.
+#[allow(clippy::too_many_arguments)]
 pub fn run_kafka(
     warehouse: Warehouse,
     kafka: &KafkaConfig,
@@ -294,6 +356,7 @@ pub fn run_kafka(
     pseudonymiser: Pseudonymiser,
     options: RunOptions,
     shutdown: &AtomicBool,
+    telemetry: &Telemetry,
 ) -> Result<RunReport, PipelineError> {
     let warehouse = Arc::new(Mutex::new(warehouse));
     let resume_from = Arc::clone(&warehouse);
@@ -314,6 +377,7 @@ pub fn run_kafka(
         warehouse: Arc::clone(&warehouse),
         dead_letters: DeadLetterProducer::new(kafka, Duration::from_millis(flush.dlq_timeout_ms))?,
         flush,
+        telemetry,
     };
     let targets = if options.stop_at_end {
         let marks = source.watermarks(&names, METADATA_TIMEOUT)?;
@@ -335,6 +399,7 @@ pub fn run_kafka(
         ends: targets.iter().flatten().map(|(tp, _, high)| (tp.clone(), *high)).collect(),
         buffered_bytes: 0,
         report: RunReport::default(),
+        telemetry,
     };
     std::thread::scope(|scope| {
         std::thread::Builder::new()
@@ -385,6 +450,7 @@ impl Loop<'_> {
             if due || self.buffered_bytes >= flush.max_buffered_bytes || check {
                 let now = Instant::now();
                 last_check = now;
+                self.report_state();
                 let aged = self.buffers.values().any(|b| b.started.is_some_and(|t| now.duration_since(t) >= max_age));
                 if due || aged || self.buffered_bytes >= flush.max_buffered_bytes {
                     debug!(total = self.buffered_bytes, "flushing every buffer");
@@ -400,6 +466,17 @@ impl Loop<'_> {
                 }
             }
         }
+    }
+
+    /// Tells the telemetry the loop is alive, what is buffered and assigned, and what the client knows of
+    /// the brokers and the lag.
+    fn report_state(&self) {
+        self.telemetry.heartbeat();
+        self.telemetry.buffered(self.buffered_bytes);
+        let cluster = self.source.cluster();
+        let assigned: Vec<TopicPartition> = self.buffers.keys().cloned().collect();
+        let lag: Vec<(&TopicPartition, i64)> = cluster.lag.iter().map(|(tp, lag)| (tp, *lag)).collect();
+        self.telemetry.cluster(&assigned, cluster.brokers_up, &lag);
     }
 
     /// Applies assignment changes: revoked buffers are dropped unwritten, assigned ones start at the log.
@@ -464,6 +541,7 @@ impl Loop<'_> {
         if let Err(rejection) = buffer.decoder.decode(payload, position) {
             record_rejection(buffer, message, &rejection);
             buffer.counts.rejected += 1;
+            *buffer.rejected_by_rule.entry(rejection.rule.to_string()).or_default() += 1;
         } else {
             buffer.counts.accepted += 1;
         }
@@ -492,7 +570,15 @@ impl Loop<'_> {
             sealed.push(seal(tp, buffer)?);
         }
         let jobs = self.jobs.as_ref().expect("the flusher runs while consuming");
-        if jobs.send(sealed).is_err() {
+        let sent = match jobs.try_send(sealed) {
+            Ok(()) => Ok(()),
+            Err(std::sync::mpsc::TrySendError::Full(sealed)) => {
+                self.telemetry.backpressure_pause();
+                jobs.send(sealed).map_err(drop)
+            }
+            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => Err(()),
+        };
+        if sent.is_err() {
             // The flusher has ended: its last outcome may say why.
             self.finish_in_flight()?;
             return Err(PipelineError::FlushThread("has stopped"));
@@ -615,6 +701,7 @@ fn seal(tp: &TopicPartition, buffer: &mut PartitionBuffer) -> Result<Sealed, Pip
         from_offset: buffer.from_offset,
         to_offset: buffer.next_offset,
         counts: buffer.counts,
+        rejected_by_rule: std::mem::take(&mut buffer.rejected_by_rule),
     };
     buffer.from_offset = buffer.next_offset;
     buffer.counts = Counts::default();

@@ -42,8 +42,16 @@ pub struct KafkaConfig {
     /// Consumer group id (default `permitflow`). Instances with the same id split the partitions.
     pub group_id: String,
     /// Suffix of the dead-letter topic of each topic (default `.dlq`: `applications.dlq`, …). The dead-letter
-    /// topics must exist.
+    /// topics must exist, unless `create_dlq_topics` is set.
     pub dlq_suffix: String,
+    /// Create missing dead-letter topics at start-up, as Kafka Connect does (default false: `run` then refuses
+    /// to start and names them).
+    pub create_dlq_topics: bool,
+    /// Partitions of a dead-letter topic permitflow creates (default 1).
+    pub dlq_partitions: i32,
+    /// Replication factor of a dead-letter topic permitflow creates (default -1: the broker's
+    /// `default.replication.factor`).
+    pub dlq_replication_factor: i32,
     /// Any further librdkafka property, for the consumer and the dead-letter producer alike
     /// (`security.protocol`, `sasl.mechanism`, `ssl.ca.location`, …). Ones permitflow sets itself
     /// (`enable.auto.commit`, `partition.assignment.strategy`, …) cannot be overridden.
@@ -56,6 +64,9 @@ impl Default for KafkaConfig {
             bootstrap_servers: "127.0.0.1:9092".into(),
             group_id: "permitflow".into(),
             dlq_suffix: ".dlq".into(),
+            create_dlq_topics: false,
+            dlq_partitions: 1,
+            dlq_replication_factor: -1,
             properties: BTreeMap::new(),
         }
     }
@@ -115,7 +126,91 @@ const DEFAULT_CONSUMER_PROPERTIES: &[(&str, &str)] = &[
     // The consumer queue is small (above), so it fills whenever a flush pauses consumption; librdkafka's
     // default then postpones the next fetch by a whole second, and the queue runs dry after the flush.
     ("fetch.queue.backoff.ms", "10"),
+    // Statistics (watermarks, broker states) feed the consumer lag and readiness: every 5 s.
+    ("statistics.interval.ms", "5000"),
 ];
+
+/// What the consumer's client last said about the cluster ([`KafkaSource::cluster`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClusterView {
+    /// False after librdkafka reported every broker down, until a broker is up again.
+    pub brokers_up: bool,
+    /// Per assigned partition, its high watermark minus the group's committed offset (minus the low
+    /// watermark while nothing is committed), from the latest statistics.
+    pub lag: BTreeMap<TopicPartition, i64>,
+}
+
+/// The brokers' bootstrap list and what to check when they cannot be reached.
+fn unreachable(config: &KafkaConfig, what: &str, source: KafkaError) -> SourceError {
+    SourceError::Kafka {
+        context: format!(
+            "{what} from {} (check kafka.bootstrap_servers / PERMITFLOW__KAFKA__BOOTSTRAP_SERVERS, the network, and \
+             the TLS/SASL properties in [kafka.properties])",
+            config.bootstrap_servers
+        ),
+        source,
+    }
+}
+
+/// Start-up check: every topic of `topics` exists, and so does its dead-letter topic. Missing dead-letter
+/// topics are created when [`KafkaConfig::create_dlq_topics`] is set; otherwise, as for a missing topic, the
+/// error names them and says what to do. Returns the dead-letter topics created.
+pub fn check_topics(config: &KafkaConfig, topics: &[&str], timeout: Duration) -> Result<Vec<String>, SourceError> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<DeliveryContext> = client_config(config)?
+        .create_with_context(DeliveryContext { failed: AtomicU64::new(0) })
+        .map_err(|e| SourceError::kafka("creating the admin client", e))?;
+    let metadata = admin
+        .inner()
+        .fetch_metadata(None, timeout)
+        .map_err(|e| unreachable(config, "cannot read the cluster's topics", e))?;
+    let exists = |name: &str| metadata.topics().iter().any(|t| t.name() == name && t.error().is_none());
+    let missing: Vec<&str> = topics.iter().copied().filter(|t| !exists(t)).collect();
+    if !missing.is_empty() {
+        return Err(SourceError::Config(format!(
+            "topic(s) {} do not exist on {}: create them, or set the [topics] entries \
+             (PERMITFLOW__TOPICS__APPLICATIONS=…, …) to the topics the producers write",
+            missing.join(", "),
+            config.bootstrap_servers
+        )));
+    }
+    let dead_letter: Vec<String> =
+        topics.iter().map(|t| format!("{t}{}", config.dlq_suffix)).filter(|t| !exists(t)).collect();
+    if dead_letter.is_empty() {
+        return Ok(dead_letter);
+    }
+    if !config.create_dlq_topics {
+        return Err(SourceError::Config(format!(
+            "dead-letter topic(s) {} do not exist on {}: create them (one partition is enough), or set \
+             kafka.create_dlq_topics = true (PERMITFLOW__KAFKA__CREATE_DLQ_TOPICS=true) to let permitflow create \
+             them at start-up",
+            dead_letter.join(", "),
+            config.bootstrap_servers
+        )));
+    }
+    let new: Vec<NewTopic<'_>> = dead_letter
+        .iter()
+        .map(|t| NewTopic::new(t, config.dlq_partitions, TopicReplication::Fixed(config.dlq_replication_factor)))
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(timeout));
+    let results = futures::executor::block_on(admin.create_topics(&new, &options))
+        .map_err(|e| unreachable(config, "cannot create the dead-letter topics", e))?;
+    for result in results {
+        match result {
+            Ok(topic) => info!(topic, "created the dead-letter topic"),
+            // Another instance created it in the meantime.
+            Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => {
+                return Err(SourceError::Config(format!(
+                    "cannot create the dead-letter topic {topic} on {}: {code}; create it yourself, or check the \
+                     client's ACLs (CreateTopics) and kafka.dlq_partitions / kafka.dlq_replication_factor",
+                    config.bootstrap_servers
+                )));
+            }
+        }
+    }
+    Ok(dead_letter)
+}
 
 fn client_config(config: &KafkaConfig) -> Result<ClientConfig, SourceError> {
     let mut client = ClientConfig::new();
@@ -143,11 +238,16 @@ pub enum PartitionEvent {
 struct PositionContext {
     resume: ResumeFn,
     events: Mutex<Vec<PartitionEvent>>,
+    cluster: Mutex<ClusterView>,
 }
 
 impl PositionContext {
     fn push(&self, event: PartitionEvent) {
         self.events.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(event);
+    }
+
+    fn cluster(&self) -> std::sync::MutexGuard<'_, ClusterView> {
+        self.cluster.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -172,7 +272,25 @@ impl ClientContext for PositionContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::AllBrokersDown) {
+            self.cluster().brokers_up = false;
+        }
         report_error(&error, reason);
+    }
+
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let brokers_up = statistics.brokers.values().any(|b| b.nodeid >= 0 && b.state == "UP");
+        let mut lag = BTreeMap::new();
+        for (topic, t) in &statistics.topics {
+            for (partition, p) in &t.partitions {
+                if *partition < 0 || !p.desired || p.hi_offset < 0 {
+                    continue;
+                }
+                let from = if p.committed_offset >= 0 { p.committed_offset } else { p.lo_offset.max(0) };
+                lag.insert((topic.clone(), *partition), (p.hi_offset - from).max(0));
+            }
+        }
+        *self.cluster() = ClusterView { brokers_up, lag };
     }
 }
 
@@ -234,7 +352,8 @@ impl KafkaSource {
             }
         }
         client.set("group.id", &config.group_id);
-        let context = PositionContext { resume, events: Mutex::new(Vec::new()) };
+        let cluster = Mutex::new(ClusterView { brokers_up: true, lag: BTreeMap::new() });
+        let context = PositionContext { resume, events: Mutex::new(Vec::new()), cluster };
         let consumer: BaseConsumer<PositionContext> =
             client.create_with_context(context).map_err(|e| SourceError::kafka("creating the consumer", e))?;
         consumer.subscribe(topics).map_err(|e| SourceError::kafka("subscribing", e))?;
@@ -245,6 +364,11 @@ impl KafkaSource {
     /// [`KafkaSource::take_events`] before using the message.
     pub fn poll(&self, timeout: Duration) -> Option<Result<BorrowedMessage<'_>, KafkaError>> {
         self.consumer.poll(timeout)
+    }
+
+    /// What the client last said about the brokers and the partitions' lag (statistics every 5 s).
+    pub fn cluster(&self) -> ClusterView {
+        self.consumer.context().cluster().clone()
     }
 
     /// Assignment changes since the last call, in order.

@@ -386,6 +386,14 @@ impl Warehouse {
         Ok(Warehouse { store, contract, properties, tables })
     }
 
+    /// Checks that the warehouse can be written now: writes a small probe object under `_probe/` and
+    /// deletes it (a service's start-up and readiness check). The error names the object and what to check.
+    pub fn check_writable(&self) -> Result<(), WarehouseError> {
+        let probe = format!("_probe/{}", uuid::Uuid::new_v4());
+        self.store.put(&probe, bytes::Bytes::from_static(b"permitflow write probe"))?;
+        self.store.delete(&probe)
+    }
+
     /// Where the warehouse is.
     pub fn location(&self) -> &Location {
         self.store.location()
