@@ -381,6 +381,29 @@ fn a_warehouse_url_that_cannot_be_reached_says_what_to_check() {
 }
 
 #[test]
+fn run_refuses_to_start_on_a_warehouse_it_cannot_write_and_says_which() {
+    let dir = tempfile::tempdir().expect("dir");
+    let wh = dir.path().join("wh");
+    let input = generate(dir.path(), "0.002");
+    ok(permitflow(&["ingest", "--warehouse"]).arg(&wh).arg(&input).env("PERMITFLOW__PRIVACY__KEY", KEY));
+    // Immutable: even root cannot write it (as the Kafka test of an unwritable warehouse does).
+    let chattr = |flag: &str| {
+        let status = Command::new("chattr").args(["-R", flag]).arg(&wh).status().expect("chattr (e2fsprogs)");
+        assert!(status.success(), "chattr {flag} needs root (CAP_LINUX_IMMUTABLE) on ext4");
+    };
+    chattr("+i");
+    let started = Instant::now();
+    let output = run(permitflow(&["run", "--warehouse"]).arg(&wh).env("PERMITFLOW__PRIVACY__KEY", KEY));
+    chattr("-i");
+    assert!(!output.status.success(), "{}", stdout(&output));
+    assert!(started.elapsed() < Duration::from_secs(20), "before any Kafka call: {:?}", started.elapsed());
+    let error = stderr(&output);
+    for needle in [wh.display().to_string().as_str(), "_probe/", "writable"] {
+        assert!(error.contains(needle), "{needle} in: {error}");
+    }
+}
+
+#[test]
 fn ingest_to_s3_killed_again_and_again_loses_nothing_and_stores_nothing_twice() {
     let dir = tempfile::tempdir().expect("dir");
     let input = generate(dir.path(), "0.05");
