@@ -415,8 +415,9 @@ fn ingest_to_s3_killed_again_and_again_loses_nothing_and_stores_nothing_twice() 
     let kills = kill_again_and_again(
         "ingest to S3",
         u32::MAX,
-        // Opening the warehouse on S3 and a commit take about 0.3–0.5 s each (moto, debug build).
-        |kills| Duration::from_millis(600 + 151 * u64::from(kills % 7)),
+        // Opening the warehouse on S3 and a commit take about 0.3–0.5 s each (moto, debug build), more on a
+        // loaded machine: the pauses lengthen by 25 ms a kill, so that runs always get a batch committed.
+        |kills| Duration::from_millis(600 + 151 * u64::from(kills % 7) + 25 * u64::from(kills)),
         || {
             let mut command = permitflow(&["ingest", "--warehouse", url]);
             command
