@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use permitflow_testkit::{S3Server, duckdb_indicators};
+use permitflow_testkit::{S3Server, duckdb_indicators, set_immutable};
 
 const KEY: &str = "cli-test-key-0123456789";
 
@@ -386,15 +386,10 @@ fn run_refuses_to_start_on_a_warehouse_it_cannot_write_and_says_which() {
     let wh = dir.path().join("wh");
     let input = generate(dir.path(), "0.002");
     ok(permitflow(&["ingest", "--warehouse"]).arg(&wh).arg(&input).env("PERMITFLOW__PRIVACY__KEY", KEY));
-    // Immutable: even root cannot write it (as the Kafka test of an unwritable warehouse does).
-    let chattr = |flag: &str| {
-        let status = Command::new("chattr").args(["-R", flag]).arg(&wh).status().expect("chattr (e2fsprogs)");
-        assert!(status.success(), "chattr {flag} needs root (CAP_LINUX_IMMUTABLE) on ext4");
-    };
-    chattr("+i");
+    set_immutable(&wh, true);
     let started = Instant::now();
     let output = run(permitflow(&["run", "--warehouse"]).arg(&wh).env("PERMITFLOW__PRIVACY__KEY", KEY));
-    chattr("-i");
+    set_immutable(&wh, false);
     assert!(!output.status.success(), "{}", stdout(&output));
     assert!(started.elapsed() < Duration::from_secs(20), "before any Kafka call: {:?}", started.elapsed());
     let error = stderr(&output);

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use permitflow_gen::{GenConfig, generate};
-use permitflow_testkit::{KafkaBroker, S3Server};
+use permitflow_testkit::{KafkaBroker, S3Server, set_immutable};
 use rdkafka::Message;
 use rdkafka::message::Headers;
 
@@ -648,16 +648,6 @@ fn scaling_one_two_one_instances_loses_nothing_and_doubles_nothing() {
     assert_eq!(distinct, expected, "every Kafka position stored once");
 }
 
-/// Sets or clears the immutable attribute on the whole warehouse: even root cannot write it then.
-fn immutable(warehouse: &Path, on: bool) {
-    let status = Command::new("chattr")
-        .args(["-R", if on { "+i" } else { "-i" }])
-        .arg(warehouse)
-        .status()
-        .expect("chattr (e2fsprogs) must be installed");
-    assert!(status.success(), "chattr failed: the test needs root (CAP_LINUX_IMMUTABLE) on ext4");
-}
-
 /// Commits of `_rejections`, which every flush commits last (with the positions).
 fn commits(warehouse: &Path) -> usize {
     std::fs::read_dir(warehouse.join("_rejections/_delta_log"))
@@ -682,7 +672,7 @@ fn an_unwritable_warehouse_stops_commits_until_it_is_writable_again_and_loses_no
     let port = free_port();
     let mut child = spawn_serving(&setup, &config, &warehouse, port);
     wait_until("the first chunk is committed", Duration::from_secs(120), || setup.stored(&warehouse) >= expected);
-    immutable(&warehouse, true);
+    set_immutable(&warehouse, true);
     let before = commits(&warehouse);
     expected += setup.produce_workload(&chunk(1)).lines;
     let mut not_ready = None;
@@ -694,7 +684,7 @@ fn an_unwritable_warehouse_stops_commits_until_it_is_writable_again_and_loses_no
     let failures = metric(&scrape(port), "permitflow_commit_failures_total");
     let during = commits(&warehouse);
     let alive = child.try_wait().expect("poll").is_none();
-    immutable(&warehouse, false);
+    set_immutable(&warehouse, false);
     assert_eq!(during, before, "nothing is committed while the warehouse cannot be written");
     assert!(alive, "run waits and retries instead of exiting");
     let (_, why) = not_ready.expect("/readyz answers 503 while the warehouse cannot be written");

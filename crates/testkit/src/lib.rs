@@ -37,7 +37,7 @@ pub fn log_to_stderr_when_asked() {
 }
 
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -428,4 +428,16 @@ impl Drop for KafkaBroker {
             eprintln!("stopping the Kafka test broker: {e}");
         }
     }
+}
+
+/// Sets or clears the immutable attribute of `path` and everything below it (`chattr -R ±i`): even root
+/// cannot write it then. Panics when `chattr` is missing or refused (it needs root, CAP_LINUX_IMMUTABLE, on
+/// ext4).
+pub fn set_immutable(path: &Path, on: bool) {
+    let status = Command::new("chattr")
+        .args(["-R", if on { "+i" } else { "-i" }])
+        .arg(path)
+        .status()
+        .expect("chattr (e2fsprogs) must be installed");
+    assert!(status.success(), "chattr failed: the test needs root (CAP_LINUX_IMMUTABLE) on ext4");
 }
