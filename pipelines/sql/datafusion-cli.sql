@@ -23,3 +23,10 @@ CREATE EXTERNAL TABLE channel_automation STORED AS PARQUET PARTITIONED BY (year)
 CREATE EXTERNAL TABLE appeal_returns STORED AS PARQUET PARTITIONED BY (year) LOCATION 'warehouse/marts/appeal_returns/';
 CREATE EXTERNAL TABLE inflow STORED AS PARQUET PARTITIONED BY (year) LOCATION 'warehouse/marts/inflow/';
 CREATE EXTERNAL TABLE data_quality STORED AS PARQUET PARTITIONED BY (year) LOCATION 'warehouse/marts/data_quality/';
+
+-- Forecast marts (README, "Forecasts"): recomputed whole by every materialisation; the inflow and resource
+-- forecasts are partitioned by the year of their forecast month, forecast_accuracy by the year of
+-- trained_through. They stay empty until the warehouse holds 24 complete months of applications.
+CREATE EXTERNAL TABLE inflow_forecast STORED AS PARQUET PARTITIONED BY (year) LOCATION 'warehouse/marts/inflow_forecast/';
+CREATE EXTERNAL TABLE resource_forecast STORED AS PARQUET PARTITIONED BY (year) LOCATION 'warehouse/marts/resource_forecast/';
+CREATE EXTERNAL TABLE forecast_accuracy STORED AS PARQUET PARTITIONED BY (year) LOCATION 'warehouse/marts/forecast_accuracy/';

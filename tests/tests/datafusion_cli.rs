@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use datafusion::prelude::SessionContext;
 use permitflow_e2e::{generate_and_ingest, repo_path, scalar};
 use permitflow_gen::GenConfig;
+use permitflow_metrics::forecast::FORECAST_MARTS;
 use permitflow_metrics::{MODELS, MetricsConfig, Rebuild, materialize, session};
 
 /// The script's statements with its relative `'warehouse/` locations pointed at `warehouse`.
@@ -18,7 +19,9 @@ fn script_for(warehouse: &std::path::Path) -> Vec<String> {
 
 #[tokio::test]
 async fn the_datafusion_cli_script_registers_every_mart_with_the_pipelines_data() {
+    // Three years: enough history for the forecast marts.
     let config = GenConfig {
+        years: 3,
         scale: 0.01,
         duplicate_share: 0.01,
         late_share: 0.01,
@@ -36,7 +39,8 @@ async fn the_datafusion_cli_script_registers_every_mart_with_the_pipelines_data(
         registered.insert(name.to_string());
     }
 
-    let expected: BTreeSet<String> = MODELS.iter().map(|m| m.name.to_string()).collect();
+    let expected: BTreeSet<String> =
+        MODELS.iter().map(|m| m.name).chain(FORECAST_MARTS).map(str::to_string).collect();
     assert_eq!(registered, expected, "the script must register exactly the marts");
 
     let pipeline = session(&ingested.warehouse, &MetricsConfig::default()).await.expect("session");

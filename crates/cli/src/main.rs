@@ -5,7 +5,6 @@
 //! only place where `anyhow` and `println!` are used.
 
 mod progress;
-mod report;
 mod summary;
 
 use std::path::{Path, PathBuf};
@@ -13,7 +12,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use datafusion_cli::command::Command as ShellCommand;
 use datafusion_cli::exec;
 use datafusion_cli::object_storage::instrumented::InstrumentedObjectStoreRegistry;
@@ -104,9 +103,13 @@ enum Command {
         /// A year (`2024`) or a month (`2024-03`); default: the last year in the marts.
         #[arg(long)]
         period: Option<String>,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = report::Format::Table)]
-        format: report::Format,
+        /// Output format: `html` is the situation picture, one self-contained page with charts and the
+        /// forecast.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+        format: ReportFormat,
+        /// Write the report to this file instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
     /// Consume the Kafka topics into the warehouse, exactly once, until SIGTERM/SIGINT.
     Run {
@@ -116,13 +119,17 @@ enum Command {
         #[arg(long)]
         stop_at_end: bool,
     },
-    /// Generate a year, ingest it, materialise the marts and print the indicators.
+    /// Generate years of events, ingest them, materialise the marts (with the forecasts), print the last
+    /// year's indicators and write the situation picture.
     Demo {
         #[command(flatten)]
         warehouse: WarehouseArg,
-        /// Where the generated input file is written.
+        /// Where the generated input files are written.
         #[arg(long, value_name = "DIR", default_value = "demo-input")]
         input: PathBuf,
+        /// Where the situation picture (HTML) is written.
+        #[arg(long, value_name = "FILE", default_value = "demo-report.html")]
+        report: PathBuf,
         #[command(flatten)]
         generate: DemoGenerateArgs,
     },
@@ -164,14 +171,34 @@ struct GenerateArgs {
     malformed: f64,
 }
 
+/// Output format of `permitflow report`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ReportFormat {
+    /// A table for people.
+    Table,
+    /// CSV with a header line.
+    Csv,
+    /// One JSON object per line.
+    Json,
+    /// The situation picture: one self-contained HTML page (no network access) with charts and forecasts.
+    Html,
+}
+
+/// Years `permitflow demo` generates: 2017 to 2024, with the temporary-protection surge of 2022, enough
+/// history for the forecasts and their two-year backtest.
+const DEMO_YEARS: u32 = 8;
+
 #[derive(Debug, Args)]
 struct DemoGenerateArgs {
-    /// Random seed of the generated year.
+    /// Random seed of the generated years.
     #[arg(long, default_value_t = GenConfig::default().seed)]
     seed: u64,
-    /// The year generated.
+    /// The first year generated.
     #[arg(long, default_value_t = GenConfig::default().start_year)]
-    year: i32,
+    start_year: i32,
+    /// Number of years generated.
+    #[arg(long, default_value_t = DEMO_YEARS)]
+    years: u32,
     /// Volume relative to the agency in 2017.
     #[arg(long, default_value_t = 1.0)]
     scale: f64,
@@ -244,14 +271,16 @@ fn run(cli: Cli, config: Config) -> Result<()> {
             let rebuild = if full { Rebuild::Full } else { Rebuild::Incremental };
             runtime.block_on(run_materialize(&warehouse, &config, rebuild))?;
         }
-        Command::Report { warehouse, period, format } => {
+        Command::Report { warehouse, period, format, out } => {
             let warehouse = open_warehouse(warehouse.warehouse.as_ref(), &config)?;
-            runtime.block_on(async {
-                let ctx = session(&warehouse, &config.metrics).await?;
-                let (period, batches) = report::report(&ctx, period.as_deref()).await?;
-                print!("{}", report::render(&period, &batches, format)?);
-                anyhow::Ok(())
-            })?;
+            let text = runtime.block_on(report_text(&warehouse, &config, period.as_deref(), format))?;
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, text).with_context(|| format!("writing the report to {}", path.display()))?;
+                    println!("report written to {}", path.display());
+                }
+                None => print!("{text}"),
+            }
         }
         Command::Query { warehouse, sql } => {
             let warehouse = open_warehouse(warehouse.warehouse.as_ref(), &config)?;
@@ -266,7 +295,7 @@ fn run(cli: Cli, config: Config) -> Result<()> {
             let warehouse = open_warehouse(warehouse.warehouse.as_ref(), &config)?;
             runtime.block_on(run_sql(&warehouse, &config, commands, files, format, quiet))?;
         }
-        Command::Demo { warehouse, input, generate } => {
+        Command::Demo { warehouse, input, report, generate } => {
             let pseudonymiser = match &config.privacy.key {
                 Some(_) => config.privacy.pseudonymiser()?,
                 None => {
@@ -279,8 +308,8 @@ fn run(cli: Cli, config: Config) -> Result<()> {
             };
             let gen_config = GenConfig {
                 seed: generate.seed,
-                start_year: generate.year,
-                years: 1,
+                start_year: generate.start_year,
+                years: generate.years,
                 scale: generate.scale,
                 duplicate_share: 0.005,
                 late_share: 0.01,
@@ -293,13 +322,32 @@ fn run(cli: Cli, config: Config) -> Result<()> {
             if counts.read == 0 && warehouse.counts()?.read > 0 {
                 println!("(already ingested earlier; the warehouse is unchanged)");
             }
-            runtime.block_on(async {
+            let last_year = generate.start_year + generate.years.saturating_sub(1) as i32;
+            let page = runtime.block_on(async {
                 run_materialize(&warehouse, &config, Rebuild::Incremental).await?;
-                summary::print(&warehouse, &config.metrics, generate.year).await
+                summary::print(&warehouse, &config.metrics, last_year).await?;
+                report_text(&warehouse, &config, Some(&last_year.to_string()), ReportFormat::Html).await
             })?;
+            std::fs::write(&report, page).with_context(|| format!("writing the report to {}", report.display()))?;
+            let shown = std::path::absolute(&report).unwrap_or(report);
+            println!("\nsituation picture (open in a browser): {}", shown.display());
         }
     }
     Ok(())
+}
+
+/// `permitflow report` in `format`, for `period` (default: the last year in the marts).
+async fn report_text(warehouse: &Warehouse, config: &Config, period: Option<&str>, format: ReportFormat) -> Result<String> {
+    let ctx = session(warehouse, &config.metrics).await?;
+    let text_format = match format {
+        ReportFormat::Table => permitflow_report::Format::Table,
+        ReportFormat::Csv => permitflow_report::Format::Csv,
+        ReportFormat::Json => permitflow_report::Format::Json,
+        ReportFormat::Html => {
+            return Ok(permitflow_report::html(&ctx, period, &warehouse.location().to_string()).await?);
+        }
+    };
+    Ok(permitflow_report::render(&permitflow_report::indicators(&ctx, period).await?, text_format))
 }
 
 fn print_run_report(report: &RunReport) {

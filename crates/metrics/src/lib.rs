@@ -16,7 +16,9 @@
 //! the marts cover. New commits name their files, which record the first and last event day they hold; every year from the earliest touched one on is recomputed
 //! (figures only ever depend on the same or earlier periods: backlogs
 //! accumulate, a decision follows its application) and replaces its year
-//! partition atomically. A change of the models or targets rebuilds everything. The view that needs the
+//! partition atomically. A change of the models or targets rebuilds everything.
+//! After the models, the forecast marts (`inflow_forecast`, `resource_forecast`, `forecast_accuracy`) are
+//! recomputed from the marts just written (the `forecast` module). The view that needs the
 //! whole history (every application's first submission and first decision) starts from the summary the
 //! last materialisation kept, plus the files committed since (the `history` module).
 //!
@@ -37,6 +39,7 @@
 
 mod calendar;
 mod files;
+pub mod forecast;
 mod history;
 mod materialize;
 mod percentile;
@@ -61,6 +64,9 @@ pub struct Model {
     /// The model's `SELECT`.
     pub sql: &'static str,
 }
+
+/// The event whose `permit_type` values the targets are checked against and whose days the forecasts end on.
+pub(crate) const APPLICATION_EVENT: &str = "application.submitted";
 
 /// The shared views, run before any model.
 pub const VIEWS_SQL: &str = include_str!("../../../pipelines/models/_views.sql");

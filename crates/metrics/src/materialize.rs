@@ -17,7 +17,7 @@ use tracing::{info, info_span};
 
 use crate::calendar::{self, Calendar};
 use crate::session::{Materialising, build_session, load_targets};
-use crate::{MODELS, MetricsConfig, MetricsError, Model, Targets, VIEWS_SQL, history, query_error};
+use crate::{APPLICATION_EVENT, MODELS, forecast, MetricsConfig, MetricsError, Model, Targets, VIEWS_SQL, history, query_error};
 
 /// The schema a mart is stored with: string views become plain strings, which every BI engine reads.
 fn mart_schema(planned: &Schema) -> SchemaRef {
@@ -55,7 +55,7 @@ pub(crate) async fn collect_conformed(
 }
 
 /// The rows of each year partition, by the year in the first four characters of `period`.
-fn split_by_year(batch: &RecordBatch) -> Result<Vec<(String, RecordBatch)>, ArrowError> {
+pub(crate) fn split_by_year(batch: &RecordBatch) -> Result<Vec<(String, RecordBatch)>, ArrowError> {
     let index = batch.schema().index_of("period")?;
     let period = cast(batch.column(index), &DataType::Utf8)?;
     let period = period.as_string::<i32>();
@@ -129,6 +129,9 @@ struct State {
     fingerprint: String,
     /// The first and last event day the marts were built for.
     calendar: Option<[String; 2]>,
+    /// Hash of the forecasts' inputs (see the `forecast` module).
+    #[serde(default)]
+    forecast_input: Option<String>,
 }
 
 fn fingerprint(targets: &Targets) -> String {
@@ -214,15 +217,30 @@ pub async fn materialize(
         }
         history::store_summaries(&ctx, warehouse, merged, through.total()).await?;
     }
+    let mut forecast_input = state.as_ref().and_then(|s| s.forecast_input.clone());
+    if scope != Scope::UpToDate {
+        let previous = if rebuild == Rebuild::Full { None } else { forecast_input.as_deref() };
+        let last_application_day = last_application_day(warehouse, &live_files);
+        let forecasted = forecast::materialize_forecasts(warehouse, &targets, last_application_day, previous).await?;
+        forecast_input = forecasted.input;
+        marts.extend(forecasted.marts);
+    }
     let state = State {
         format: STATE_FORMAT,
         through: through.clone(),
         fingerprint,
         calendar: calendar.map(|c| c.to_strings()),
+        forecast_input,
     };
     warehouse.set_mart_state(&serde_json::to_string_pretty(&state).expect("state serialises"))?;
     info!(?scope, %through, "marts up to date");
     Ok(MaterializeReport { scope, through, marts })
+}
+
+/// The latest day of a committed application (from the files' recorded event dates).
+fn last_application_day(warehouse: &Warehouse, files: &[CommittedFile]) -> Option<chrono::NaiveDate> {
+    let table = &warehouse.contract().event(APPLICATION_EVENT)?.table;
+    files.iter().filter(|f| &f.table == table).filter_map(calendar::file_days).map(|[_, last]| last).max()
 }
 
 async fn materialize_model(

@@ -20,7 +20,7 @@ use crate::{MetricsConfig, MetricsError, Targets, VIEWS_SQL, files, history, per
 pub fn load_targets(warehouse: &Warehouse, config: &MetricsConfig) -> Result<Targets, MetricsError> {
     let permit_types = warehouse
         .contract()
-        .event("application.submitted")
+        .event(crate::APPLICATION_EVENT)
         .and_then(|e| e.fields.iter().find(|f| f.name == "permit_type"))
         .and_then(|f| match &f.kind {
             permitflow_schema::FieldKind::Enum(values) => Some(values.clone()),

@@ -1,7 +1,8 @@
 //! Real services for permitflow's tests: a single-node Apache Kafka broker (KRaft) on a free loopback
 //! port, started with `deploy/local/kafka.sh` (the same launcher people use) and stopped on drop, plus
 //! small producer and reader helpers; an S3-compatible server (moto's) on a free loopback port; DuckDB,
-//! the second engine that reads the warehouse; and the benchmarks' logging set-up.
+//! the second engine that reads the warehouse; headless Chromium (Debian's, driven by Playwright) for the
+//! HTML report; and the benchmarks' logging set-up.
 //!
 //! This crate is for tests and benchmarks only; nothing in the pipeline depends on it. A broker that
 //! cannot start is an error that says why (Java 17 and Maven are needed once to fetch the jars): tests
@@ -19,9 +20,11 @@
 //! ```
 #![warn(missing_docs)]
 
+mod browser;
 mod python;
 mod s3;
 
+pub use browser::{check_report_in_browser, chromium};
 pub use python::{duckdb_indicators, duckdb_python, python_venv};
 pub use s3::S3Server;
 
@@ -81,6 +84,12 @@ pub enum TestkitError {
         /// What was being done.
         step: String,
         /// Its output.
+        message: String,
+    },
+    /// Debian's Chromium could not be installed.
+    #[error("the tests' browser (Debian's chromium): {message}")]
+    Browser {
+        /// What failed and its output.
         message: String,
     },
     /// A file system operation failed.

@@ -1,6 +1,7 @@
 //! The Python tools of the tests and benchmarks, pinned in `tests/python/requirements.txt` and installed once
 //! into a virtual environment under `~/.cache/permitflow/` (PyPI is needed the first time): DuckDB, the second
-//! engine that reads the warehouse (with `deltalake` and PyArrow), and moto's S3-compatible server.
+//! engine that reads the warehouse (with `deltalake` and PyArrow), moto's S3-compatible server, and
+//! Playwright, which drives Debian's Chromium (see the `browser` module).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,7 +12,7 @@ use crate::TestkitError;
 
 const REQUIREMENTS: &str = include_str!("../../../tests/python/requirements.txt");
 
-fn repo_file(relative: &str) -> PathBuf {
+pub(crate) fn repo_file(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(relative)
 }
 
@@ -37,7 +38,7 @@ pub fn python_venv() -> Result<PathBuf, TestkitError> {
     let python = venv.join("bin/python");
     let check = || {
         run(
-            Command::new(&python).args(["-c", "import duckdb, duckdb_ext, deltalake, pyarrow, moto"]),
+            Command::new(&python).args(["-c", "import duckdb, duckdb_ext, deltalake, pyarrow, moto, playwright"]),
             "checking the venv",
         )
     };
