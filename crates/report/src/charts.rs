@@ -229,7 +229,7 @@ pub fn time_chart(spec: &TimeChart) -> Result<String, ReportError> {
         }
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
+            .position(SeriesLabelPosition::UpperMiddle)
             .background_style(WHITE.mix(0.85))
             .border_style(RGBColor(190, 190, 190))
             .label_font(("sans-serif", if small { 11 } else { 13 }))
