@@ -7,6 +7,7 @@
 use std::time::Instant;
 
 use permitflow_gen::{GenConfig, generate};
+use permitflow_metrics::forecast::FORECAST_MARTS;
 use permitflow_metrics::{MetricsConfig, Rebuild, materialize};
 use permitflow_pipeline::{Config, ingest_files};
 use permitflow_schema::Pseudonymiser;
@@ -52,7 +53,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let marts = runtime.block_on(materialize(&warehouse, &MetricsConfig::default(), Rebuild::Full))?.marts;
     let materialize_s = started.elapsed().as_secs_f64();
-    assert!(marts.iter().filter(|m| m.name != "data_quality").all(|m| m.rows > 0), "{marts:?}");
+    // One year is too short to forecast: the forecast marts stay empty.
+    let mut figures = marts.iter().filter(|m| m.name != "data_quality" && !FORECAST_MARTS.contains(&m.name));
+    assert!(figures.all(|m| m.rows > 0), "{marts:?}");
 
     println!("year {} at scale {scale}: {} events, {mb:.1} MB of NDJSON", config.start_year, generated.lines);
     println!(

@@ -20,7 +20,7 @@
 
 pub mod model;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray};
@@ -420,7 +420,8 @@ fn batch(columns: Vec<(&str, ArrayRef)>) -> Result<RecordBatch, MetricsError> {
     Ok(RecordBatch::try_new(schema, columns.into_iter().map(|(_, array)| array).collect())?)
 }
 
-/// Replaces every year of mart `name` with `rows`, split by `year_of`'s partitions.
+/// Replaces every year of mart `name` with `rows`, split by the year of `period` (`by_period`) or of
+/// `trained_through`.
 fn replace_mart(warehouse: &Warehouse, name: &str, rows: &RecordBatch, by_period: bool) -> Result<(), MetricsError> {
     let parts: Vec<(String, RecordBatch)> = if by_period {
         split_by_year(rows)?
@@ -508,10 +509,10 @@ pub(crate) async fn materialize_forecasts(
     let mut marts = Vec::new();
     for (name, rows, by_period) in &tables {
         replace_mart(warehouse, name, rows, *by_period)?;
+        // The fits serve all three marts: each is reported with an equal share of their time.
         marts.push(MartReport { name: *name, rows: rows.num_rows(), seconds: seconds / tables.len() as f64 });
     }
-    let kinds: BTreeSet<&str> = outlooks.iter().map(|o| o.kind.as_str()).collect();
-    info!(series = kinds.len(), trained_through = %inputs_or_empty.trained_through, seconds, "forecast marts written");
+    info!(series = outlooks.len(), trained_through = %inputs_or_empty.trained_through, seconds, "forecast marts written");
     Ok(Forecasted { input, marts })
 }
 
