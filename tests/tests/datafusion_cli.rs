@@ -39,8 +39,7 @@ async fn the_datafusion_cli_script_registers_every_mart_with_the_pipelines_data(
         registered.insert(name.to_string());
     }
 
-    let expected: BTreeSet<String> =
-        MODELS.iter().map(|m| m.name).chain(FORECAST_MARTS).map(str::to_string).collect();
+    let expected: BTreeSet<String> = MODELS.iter().map(|m| m.name).chain(FORECAST_MARTS).map(str::to_string).collect();
     assert_eq!(registered, expected, "the script must register exactly the marts");
 
     let pipeline = session(&ingested.warehouse, &MetricsConfig::default()).await.expect("session");

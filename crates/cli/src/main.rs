@@ -337,7 +337,12 @@ fn run(cli: Cli, config: Config) -> Result<()> {
 }
 
 /// `permitflow report` in `format`, for `period` (default: the last year in the marts).
-async fn report_text(warehouse: &Warehouse, config: &Config, period: Option<&str>, format: ReportFormat) -> Result<String> {
+async fn report_text(
+    warehouse: &Warehouse,
+    config: &Config,
+    period: Option<&str>,
+    format: ReportFormat,
+) -> Result<String> {
     let ctx = session(warehouse, &config.metrics).await?;
     let text_format = match format {
         ReportFormat::Table => permitflow_report::Format::Table,

@@ -49,12 +49,27 @@ fn demo_prints_the_indicators_and_says_it_uses_the_development_key() {
     let input = dir.path().join("in").display().to_string();
     let page = dir.path().join("report.html");
     let page_arg = page.display().to_string();
-    let demo = ["demo", "--warehouse", &warehouse, "--input", &input, "--scale", "0.02", "--years", "1", "--report", &page_arg];
+    let demo = [
+        "demo",
+        "--warehouse",
+        &warehouse,
+        "--input",
+        &input,
+        "--scale",
+        "0.02",
+        "--years",
+        "1",
+        "--report",
+        &page_arg,
+    ];
     let out = ok(permitflow(&demo));
     assert!(out.contains("development key"), "{out}");
     assert!(out.contains(&format!("situation picture (open in a browser): {page_arg}")), "{out}");
     let html = std::fs::read_to_string(&page).expect("the demo writes the report");
-    assert!(html.contains("Situation picture: 2017") && html.contains("No forecast"), "one year is too short to forecast");
+    assert!(
+        html.contains("Situation picture: 2017") && html.contains("No forecast"),
+        "one year is too short to forecast"
+    );
     assert!(out.contains("decisions per person-year"), "{out}");
     assert!(out.contains("cost recovery"), "{out}");
     let reconciled = out.lines().find(|l| l.starts_with("ingested in")).expect("a reconciliation line");

@@ -16,7 +16,11 @@ fn permitflow(args: &[&str]) -> String {
         .output()
         .expect("run permitflow");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(output.status.success(), "permitflow {args:?} failed: {stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "permitflow {args:?} failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     stdout
 }
 
@@ -33,7 +37,11 @@ fn page_rows(result: &Value, table: &str) -> Vec<(String, f64, String)> {
         .iter()
         .map(|row| {
             let value = row["values"][0].as_str().and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN);
-            (row["key"].as_str().unwrap_or_default().to_string(), value, row["status"].as_str().unwrap_or_default().into())
+            (
+                row["key"].as_str().unwrap_or_default().to_string(),
+                value,
+                row["status"].as_str().unwrap_or_default().into(),
+            )
         })
         .collect()
 }
@@ -47,8 +55,19 @@ fn the_situation_picture_shows_the_marts_figures_in_a_real_browser_without_netwo
     let page_arg = page.display().to_string();
     // 2019-2022: the temporary-protection surge of 2022 in the history, 48 months for a 24-origin backtest.
     let out = permitflow(&[
-        "demo", "--warehouse", &warehouse_arg, "--input", &input, "--report", &page_arg, "--start-year", "2019",
-        "--years", "4", "--scale", "0.03",
+        "demo",
+        "--warehouse",
+        &warehouse_arg,
+        "--input",
+        &input,
+        "--report",
+        &page_arg,
+        "--start-year",
+        "2019",
+        "--years",
+        "4",
+        "--scale",
+        "0.03",
     ]);
     assert!(out.contains(&page_arg), "the demo prints the report's path: {out}");
     assert!(out.contains("inflow_forecast ("), "materialize writes the forecast marts: {out}");
@@ -65,16 +84,27 @@ fn the_situation_picture_shows_the_marts_figures_in_a_real_browser_without_netwo
     assert!(std::fs::metadata(&screenshot).expect("screenshot saved").len() > 50_000);
 
     // Nothing logged, nothing thrown, nothing fetched but the page itself.
-    let errors: Vec<&Value> = result["console"].as_array().expect("console").iter().filter(|m| m["type"] == "error").collect();
+    let errors: Vec<&Value> =
+        result["console"].as_array().expect("console").iter().filter(|m| m["type"] == "error").collect();
     assert!(errors.is_empty(), "console errors: {errors:?}");
     assert_eq!(result["errors"], serde_json::json!([]), "page errors");
-    let requests: Vec<&str> = result["requests"].as_array().expect("requests").iter().filter_map(Value::as_str).collect();
+    let requests: Vec<&str> =
+        result["requests"].as_array().expect("requests").iter().filter_map(Value::as_str).collect();
     assert_eq!(requests, [format!("file://{page_arg}")], "the page requests nothing but itself");
 
     // Every chart has data, drawn in the data colours, and fits a 1280 px window and an A4 page.
     let charts = result["charts"].as_array().expect("charts");
     let ids: Vec<&str> = charts.iter().filter_map(|c| c["id"].as_str()).collect();
-    for id in ["forecast-all", "backlog", "processing-times", "appointment-wait", "productivity", "cost-recovery", "shares", "data-quality"] {
+    for id in [
+        "forecast-all",
+        "backlog",
+        "processing-times",
+        "appointment-wait",
+        "productivity",
+        "cost-recovery",
+        "shares",
+        "data-quality",
+    ] {
         assert!(ids.contains(&id), "no chart {id} in {ids:?}");
     }
     assert!(ids.iter().filter(|id| id.starts_with("forecast-")).count() >= 10, "a forecast per permit type: {ids:?}");
@@ -95,7 +125,8 @@ fn the_situation_picture_shows_the_marts_figures_in_a_real_browser_without_netwo
     for (key, expected) in marts["indicator-table"].as_object().expect("indicators") {
         let (indicator, scope) = key.split_once('|').expect("indicator|scope");
         let wanted = format!("indicator={indicator}|scope={scope}");
-        let (_, shown, _) = indicators.iter().find(|(k, _, _)| *k == wanted).unwrap_or_else(|| panic!("no row {wanted}"));
+        let (_, shown, _) =
+            indicators.iter().find(|(k, _, _)| *k == wanted).unwrap_or_else(|| panic!("no row {wanted}"));
         assert_close(*shown, expected.as_f64().expect("a number"), key);
     }
     let missed_processing = indicators
@@ -107,7 +138,14 @@ fn the_situation_picture_shows_the_marts_figures_in_a_real_browser_without_netwo
     let lines: Vec<Value> = json.lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
     assert_eq!(lines.len(), indicators.len(), "the page has the rows of `report`");
     for (line, (key, shown, _)) in lines.iter().zip(&indicators) {
-        assert_eq!(*key, format!("indicator={}|scope={}", line["indicator"].as_str().unwrap_or(""), line["scope"].as_str().unwrap_or("")));
+        assert_eq!(
+            *key,
+            format!(
+                "indicator={}|scope={}",
+                line["indicator"].as_str().unwrap_or(""),
+                line["scope"].as_str().unwrap_or("")
+            )
+        );
         if let Some(value) = line["value"].as_f64() {
             assert_close((shown * 1000.0).round() / 1000.0, value, key);
         }

@@ -49,7 +49,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let generated = generate(&history, &dir.path().join("history"), &mut |_, _| {})?;
     let mut warehouse = Warehouse::open(dir.path().join("warehouse"))?;
-    ingest_files(&mut warehouse, &generated.files, &Pseudonymiser::development(), &Config::default().ingest, &mut |_| {})?;
+    ingest_files(
+        &mut warehouse,
+        &generated.files,
+        &Pseudonymiser::development(),
+        &Config::default().ingest,
+        &mut |_| {},
+    )?;
     println!(
         "history: {years} years from {} at scale {scale}: {} events, generated and ingested in {:.0} s",
         history.start_year,
@@ -61,8 +67,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = MetricsConfig::default();
     let started = Instant::now();
     let report = runtime.block_on(materialize(&warehouse, &config, Rebuild::Full))?;
-    let forecast_s: f64 =
-        report.marts.iter().filter(|m| FORECAST_MARTS.contains(&m.name)).map(|m| m.seconds).sum();
+    let forecast_s: f64 = report.marts.iter().filter(|m| FORECAST_MARTS.contains(&m.name)).map(|m| m.seconds).sum();
     println!(
         "materialised in {:.1} s, of which the forecast marts (fits and backtests of every series) {forecast_s:.1} s",
         started.elapsed().as_secs_f64()

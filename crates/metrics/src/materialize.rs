@@ -17,7 +17,9 @@ use tracing::{info, info_span};
 
 use crate::calendar::{self, Calendar};
 use crate::session::{Materialising, build_session, load_targets};
-use crate::{APPLICATION_EVENT, MODELS, forecast, MetricsConfig, MetricsError, Model, Targets, VIEWS_SQL, history, query_error};
+use crate::{
+    APPLICATION_EVENT, MODELS, MetricsConfig, MetricsError, Model, Targets, VIEWS_SQL, forecast, history, query_error,
+};
 
 /// The schema a mart is stored with: string views become plain strings, which every BI engine reads.
 fn mart_schema(planned: &Schema) -> SchemaRef {

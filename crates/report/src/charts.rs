@@ -213,9 +213,11 @@ pub fn time_chart(spec: &TimeChart) -> Result<String, ReportError> {
                 let series = if line.dashed {
                     chart.draw_series(DashedLineSeries::new(run, 7, 5, style)).map_err(|e| error(&e))?
                 } else if run.len() == 1 {
-                    chart.draw_series(PointSeries::of_element(run, 3, style.filled(), &|c, s, st| {
-                        EmptyElement::at(c) + Circle::new((0, 0), s, st)
-                    })).map_err(|e| error(&e))?
+                    chart
+                        .draw_series(PointSeries::of_element(run, 3, style.filled(), &|c, s, st| {
+                            EmptyElement::at(c) + Circle::new((0, 0), s, st)
+                        }))
+                        .map_err(|e| error(&e))?
                 } else {
                     chart.draw_series(LineSeries::new(run, style)).map_err(|e| error(&e))?
                 };
@@ -308,7 +310,10 @@ pub fn bar_chart(spec: &BarChart) -> Result<String, ReportError> {
             .enumerate()
             .filter_map(|(i, t)| {
                 let t = (*t)?;
-                Some(PathElement::new(vec![(t, SegmentValue::Exact(i)), (t, SegmentValue::Exact(i + 1))], TARGET.stroke_width(4)))
+                Some(PathElement::new(
+                    vec![(t, SegmentValue::Exact(i)), (t, SegmentValue::Exact(i + 1))],
+                    TARGET.stroke_width(4),
+                ))
             })
             .collect();
         if !marks.is_empty() {
@@ -368,7 +373,12 @@ mod tests {
                 lower: vec![None, Some(90.0), Some(80.0)],
                 upper: vec![None, Some(110.0), Some(120.0)],
             }],
-            lines: vec![Line { name: "actual".into(), color: PALETTE[1], values: vec![Some(100.0), Some(105.0), None], dashed: false }],
+            lines: vec![Line {
+                name: "actual".into(),
+                color: PALETTE[1],
+                values: vec![Some(100.0), Some(105.0), None],
+                dashed: false,
+            }],
             size: (800, 300),
         };
         let svg = time_chart(&spec).expect("draws");

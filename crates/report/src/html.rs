@@ -9,7 +9,7 @@ use chrono::{Months, NaiveDate};
 use datafusion::prelude::SessionContext;
 use permitflow_metrics::forecast::{FORECAST_ACCURACY, INFLOW_FORECAST, RESOURCE_FORECAST};
 
-use crate::charts::{self, BarChart, Bars, Band, INK, Line, PALETTE, TARGET, TimeChart};
+use crate::charts::{self, Band, BarChart, Bars, INK, Line, PALETTE, TARGET, TimeChart};
 use crate::indicators::{Indicators, Period, indicators};
 use crate::{ReportError, numbers, query, texts};
 
@@ -444,7 +444,12 @@ pub async fn html(ctx: &SessionContext, period: Option<&str>, source: &str) -> R
             y_label: "decisions per person-year".into(),
             months: months.clone(),
             bands: Vec::new(),
-            lines: vec![Line { name: "decisions per person-year".into(), color: PALETTE[0], values: productivity, dashed: false }],
+            lines: vec![Line {
+                name: "decisions per person-year".into(),
+                color: PALETTE[0],
+                values: productivity,
+                dashed: false,
+            }],
             size: (WIDE, 320),
         },
     )?);

@@ -82,10 +82,16 @@ impl Period {
         let valid_year = |y: &str| y.len() == 4 && y.bytes().all(|b| b.is_ascii_digit());
         let kind = match period.split_once('-') {
             None if valid_year(period) => "year",
-            Some((year, month)) if valid_year(year) && matches!(month.parse::<u8>(), Ok(1..=12)) && month.len() == 2 => {
+            Some((year, month))
+                if valid_year(year) && matches!(month.parse::<u8>(), Ok(1..=12)) && month.len() == 2 =>
+            {
                 "month"
             }
-            _ => return Err(ReportError::Period(format!("--period {period}: expected a year (2024) or a month (2024-03)"))),
+            _ => {
+                return Err(ReportError::Period(format!(
+                    "--period {period}: expected a year (2024) or a month (2024-03)"
+                )));
+            }
         };
         Ok(Period { text: period.to_string(), kind })
     }
@@ -183,7 +189,9 @@ fn rows_of(batch: &RecordBatch) -> Result<Vec<IndicatorRow>, ReportError> {
     let text = |i: usize| -> Result<Vec<String>, ReportError> {
         let column = arrow::compute::cast(batch.column(i), &DataType::Utf8)?;
         let column = column.as_string::<i32>();
-        Ok((0..column.len()).map(|row| if column.is_null(row) { String::new() } else { column.value(row).into() }).collect())
+        Ok((0..column.len())
+            .map(|row| if column.is_null(row) { String::new() } else { column.value(row).into() })
+            .collect())
     };
     let (indicator, scope, target, status) = (text(0)?, text(1)?, text(3)?, text(4)?);
     let value = arrow::compute::cast(batch.column(2), &DataType::Float64)?;
@@ -265,7 +273,10 @@ mod tests {
     fn periods_are_years_or_months() {
         assert_eq!(Period::parse("2024").expect("year").kind, "year");
         let month = Period::parse("2024-03").expect("month");
-        assert_eq!((month.kind, month.first_month(), month.last_month()), ("month", "2024-03".into(), "2024-03".into()));
+        assert_eq!(
+            (month.kind, month.first_month(), month.last_month()),
+            ("month", "2024-03".into(), "2024-03".into())
+        );
         assert_eq!(Period::parse("2024").expect("year").last_month(), "2024-12");
         for bad in ["2024-13", "24", "2024-3", "2024'; DROP", "2024-03-01"] {
             let err = Period::parse(bad).expect_err(bad).to_string();

@@ -164,9 +164,8 @@ async fn read_inputs(
         }
     }
     let Some(first) = counts.iter().map(|(_, month, _)| *month).min() else { return Ok(None) };
-    let months: Vec<NaiveDate> = std::iter::successors(Some(first), |m| Some(*m + Months::new(1)))
-        .take_while(|m| *m <= through)
-        .collect();
+    let months: Vec<NaiveDate> =
+        std::iter::successors(Some(first), |m| Some(*m + Months::new(1))).take_while(|m| *m <= through).collect();
     let index: BTreeMap<NaiveDate, usize> = months.iter().enumerate().map(|(i, m)| (*m, i)).collect();
     for (kind, month, value) in counts {
         let values = series.entry(kind).or_insert_with(|| vec![0.0; months.len()]);
@@ -248,7 +247,9 @@ fn inflow_forecast(inputs: &Inputs, outlooks: &[Outlook]) -> Result<RecordBatch,
             period.push(month_text(*month));
             kind.push(outlook.kind.clone());
             horizon.push(h as i32 + 1);
-            for (column, source) in values.iter_mut().zip([&f.point, &f.lower_80, &f.upper_80, &f.lower_95, &f.upper_95]) {
+            for (column, source) in
+                values.iter_mut().zip([&f.point, &f.lower_80, &f.upper_80, &f.lower_95, &f.upper_95])
+            {
                 column.push(source[h]);
             }
         }
@@ -305,9 +306,12 @@ pub fn resource_rows(
     let mut projected = backlog.map(|(at_end, _)| at_end);
     // The backlog each year of the forecast starts from: known for the last complete month's year, else the
     // projection at the end of the year before.
-    let mut year_start: Option<(i32, f64)> = backlog.map(|(at_end, at_start)| {
-        if through.month() == 12 { (through.year() + 1, at_end) } else { (through.year(), at_start) }
-    });
+    let mut year_start: Option<(i32, f64)> =
+        backlog.map(
+            |(at_end, at_start)| {
+                if through.month() == 12 { (through.year() + 1, at_end) } else { (through.year(), at_start) }
+            },
+        );
     let mut rows = Vec::with_capacity(forecast.len());
     for (value, month) in forecast.iter().zip(months) {
         projected = match (projected, capacity) {
@@ -472,8 +476,7 @@ pub(crate) async fn materialize_forecasts(
                 .series
                 .par_iter()
                 .map(|(kind, series)| {
-                    let result = model::forecast(series)
-                        .and_then(|forecast| Ok((forecast, model::backtest(series)?)));
+                    let result = model::forecast(series).and_then(|forecast| Ok((forecast, model::backtest(series)?)));
                     (kind, result)
                 })
                 .collect();
@@ -546,7 +549,16 @@ mod tests {
     #[test]
     fn person_years_needed_and_backlog_paths_worked_by_hand() {
         let months = [month("2024-11"), month("2024-12"), month("2025-01")];
-        let rows = resource_rows(&[150.0, 96.0, 60.0], &months, month("2024-10"), 1_200.0, 10.0, 0.9, Some((500.0, 400.0)), -30.0);
+        let rows = resource_rows(
+            &[150.0, 96.0, 60.0],
+            &months,
+            month("2024-10"),
+            1_200.0,
+            10.0,
+            0.9,
+            Some((500.0, 400.0)),
+            -30.0,
+        );
         let close = |a: Option<f64>, b: f64| a.is_some_and(|a| (a - b).abs() < 1e-9);
         for row in &rows {
             assert!(close(row.decisions_per_person_year, 120.0), "{row:?}");

@@ -170,9 +170,8 @@ pub fn backtest(series: &[f64]) -> Result<Vec<Accuracy>, ModelError> {
         let scale = naive_scale(train);
         let fitted = fit(train)?;
         let ahead = HORIZON.min(n - origin);
-        let predicted = fitted
-            .predict(ahead, None)
-            .map_err(|e| ModelError { months: train.len(), message: e.to_string() })?;
+        let predicted =
+            fitted.predict(ahead, None).map_err(|e| ModelError { months: train.len(), message: e.to_string() })?;
         for h in 1..=ahead {
             let actual = series[origin + h - 1];
             model[h - 1].add(predicted.point[h - 1], actual, scale);
