@@ -99,6 +99,24 @@ fn on_months(months: &[String], periods: &[Option<String>], values: &[Option<f64
     months.iter().map(|m| by_month.get(m.as_str()).copied().flatten()).collect()
 }
 
+/// The `(period, value)` rows of one permit type (`kinds` per row) placed on `months`.
+fn on_months_of(
+    months: &[String],
+    kind: &str,
+    kinds: &[Option<String>],
+    periods: &[Option<String>],
+    values: &[Option<f64>],
+) -> Vec<Option<f64>> {
+    let (periods, values): (Vec<Option<String>>, Vec<Option<f64>>) = kinds
+        .iter()
+        .zip(periods)
+        .zip(values)
+        .filter(|((k, _), _)| k.as_deref() == Some(kind))
+        .map(|((_, p), v)| (p.clone(), *v))
+        .unzip();
+    on_months(months, &periods, &values)
+}
+
 async fn monthly(ctx: &SessionContext, sql: &str, months: &[String]) -> Result<Vec<Option<f64>>, ReportError> {
     let batches = query(ctx, sql).await?;
     Ok(on_months(months, &texts(&batches, 0)?, &numbers(&batches, 1)?))
@@ -191,24 +209,8 @@ async fn outlook(ctx: &SessionContext, accuracy: &[AccuracyRow]) -> Result<Optio
         let small = kind != "all";
         let back = if small { SMALL_HISTORY_MONTHS } else { HISTORY_MONTHS };
         let months = months_between(through - Months::new(back - 1), last_forecast);
-        let pick = |column: usize| -> Vec<Option<f64>> {
-            let (p, v): (Vec<Option<String>>, Vec<Option<f64>>) = kinds
-                .iter()
-                .zip(&periods)
-                .zip(&values[column])
-                .filter(|((k, _), _)| k.as_deref() == Some(kind))
-                .map(|((_, p), v)| (p.clone(), *v))
-                .unzip();
-            on_months(&months, &p, &v)
-        };
-        let (h_periods, h_values): (Vec<Option<String>>, Vec<Option<f64>>) = history_kinds
-            .iter()
-            .zip(&history_periods)
-            .zip(&history_values)
-            .filter(|((k, _), _)| k.as_deref() == Some(kind))
-            .map(|((_, p), v)| (p.clone(), *v))
-            .unzip();
-        let mut actual = on_months(&months, &h_periods, &h_values);
+        let pick = |column: usize| on_months_of(&months, kind, &kinds, &periods, &values[column]);
+        let mut actual = on_months_of(&months, kind, &history_kinds, &history_periods, &history_values);
         // A month with no row had no applications (the inflow mart has rows only for types that occurred).
         for (value, m) in actual.iter_mut().zip(&months) {
             if value.is_none() && m.as_str() <= trained_through.as_str() {

@@ -47,6 +47,7 @@ pub const FORECAST_ACCURACY: &str = "forecast_accuracy";
 pub const FORECAST_MARTS: [&str; 3] = [INFLOW_FORECAST, RESOURCE_FORECAST, FORECAST_ACCURACY];
 
 /// Month rows of the marts the forecasts read, up to the last complete month.
+#[derive(Default)]
 struct Inputs {
     /// `YYYY-MM` of the last complete month.
     trained_through: String,
@@ -494,15 +495,9 @@ pub(crate) async fn materialize_forecasts(
         }
         None => Vec::new(),
     };
-    let empty = Inputs {
-        trained_through: String::new(),
-        months: Vec::new(),
-        series: BTreeMap::new(),
-        staff: BTreeMap::new(),
-        backlog: BTreeMap::new(),
-        backlog_target_pct: targets.backlog_change_target_pct,
-    };
-    let inputs_or_empty = inputs.as_ref().unwrap_or(&empty);
+    // Without inputs there are no outlooks: the marts are written empty, with their schemas.
+    let none = Inputs::default();
+    let inputs_or_empty = inputs.as_ref().unwrap_or(&none);
     let tables = [
         (INFLOW_FORECAST, inflow_forecast(inputs_or_empty, &outlooks)?, true),
         (RESOURCE_FORECAST, resource_forecast(inputs_or_empty, &outlooks)?, true),
