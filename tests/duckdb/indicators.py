@@ -3,6 +3,7 @@
     python indicators.py WAREHOUSE_DIR
     python indicators.py s3://BUCKET/PREFIX     (endpoint and credentials from the AWS_* environment variables)
     python indicators.py WAREHOUSE_DIR --day-files DIR   (the bench's baseline: the same rows as one file per day)
+    python indicators.py WAREHOUSE_DIR --in-memory       (the bench's floor: the same rows as DuckDB tables in memory)
 
 Reads the event tables as a BI tool reads Delta tables (on local disk with DuckDB's `delta_scan`, its delta
 extension from the `duckdb-ext-delta` package; on S3 each snapshot as a PyArrow dataset of the `deltalake`
@@ -12,6 +13,7 @@ indicator queries>, "indicators": {name: rows},
 "marts": {name: row count}}. Each indicator row is [key, ..., value]. permitflow's end-to-end test compares
 these with its own marts; the materialisation benchmark times them.
 """
+import argparse
 import glob
 import json
 import os
@@ -134,7 +136,7 @@ def register_day_files(con, warehouse, out):
                     "hive_partitioning = true)")
 
 
-def main(warehouse, day_files=None):
+def main(warehouse, day_files=None, in_memory=False):
     con = duckdb.connect(config={"allow_unsigned_extensions": "true"})
     con.execute("SET TimeZone = 'UTC'")
     if warehouse.startswith("s3://"):
@@ -143,6 +145,10 @@ def main(warehouse, day_files=None):
         load_delta_extension(con)
         if day_files:
             register_day_files(con, warehouse, day_files)
+        elif in_memory:
+            # The floor of any file layout: the queries on DuckDB's own tables, loaded (untimed) into memory.
+            for table in EVENT_TABLES:
+                con.execute(f"CREATE TABLE {table} AS SELECT * FROM delta_scan('{warehouse}/events/{table}')")
         else:
             for table in EVENT_TABLES:
                 con.execute(f"CREATE VIEW {table} AS SELECT * FROM delta_scan('{warehouse}/events/{table}')")
@@ -160,5 +166,12 @@ def main(warehouse, day_files=None):
 
 
 if __name__ == "__main__":
-    # indicators.py WAREHOUSE [--day-files DIR]
-    main(sys.argv[1], sys.argv[3] if len(sys.argv) > 3 and sys.argv[2] == "--day-files" else None)
+    parser = argparse.ArgumentParser(description="Indicator queries in DuckDB SQL over a permitflow warehouse.")
+    parser.add_argument("warehouse", help="a warehouse directory or s3://BUCKET/PREFIX")
+    layout = parser.add_mutually_exclusive_group()
+    layout.add_argument("--day-files", metavar="DIR", help="copy the event tables to DIR as a file per day, read those")
+    layout.add_argument("--in-memory", action="store_true", help="load the event tables into DuckDB tables first")
+    args = parser.parse_args()
+    if args.warehouse.startswith("s3://") and (args.day_files or args.in_memory):
+        parser.error("--day-files and --in-memory read a local warehouse")
+    main(args.warehouse, args.day_files, args.in_memory)

@@ -7,7 +7,8 @@
 //! - incremental: after adding 1 % late events (a tenth of a year of new events dated in the last year),
 //!   the update of the touched periods (target < 10 % of full);
 //! - DuckDB: `tests/duckdb/indicators.py` over the same warehouse, then over the same rows laid out as before
-//!   the Delta warehouse (one file per table and day), side by side (target: >= 3x faster).
+//!   the Delta warehouse (one file per table and day), side by side (target: >= 3x faster), and over the same
+//!   rows loaded into DuckDB's in-memory tables: the floor no file layout can beat.
 //!
 //! `PERMITFLOW_BENCH_YEARS` and `PERMITFLOW_BENCH_SCALE` change the history;
 //! `RUST_LOG=permitflow_metrics=debug` logs the seconds of every cached table and view. Without `--bench` (as
@@ -91,16 +92,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     // The same rows in the layout before the Delta warehouse (a file per table and day), same queries.
     let days = dir.path().join("day-files");
-    let output = std::process::Command::new(permitflow_testkit::duckdb_python()?)
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/duckdb/indicators.py"))
-        .arg(&warehouse_dir)
-        .arg("--day-files")
-        .arg(&days)
-        .output()?;
-    if !output.status.success() {
-        return Err(format!("indicators.py --day-files: {}", String::from_utf8_lossy(&output.stderr)).into());
-    }
-    let days_s = duckdb_seconds(&String::from_utf8_lossy(&output.stdout))?;
+    let days_s = duckdb_seconds_with(&warehouse_dir, &[std::ffi::OsStr::new("--day-files"), days.as_os_str()])?;
     let files = std::fs::read_dir(&days)?
         .map(|table| Ok(std::fs::read_dir(table?.path())?.count()))
         .sum::<std::io::Result<usize>>()?;
@@ -109,7 +101,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
          the Delta layout is {:.1}x faster (target >= 3x)",
         days_s / queries_s
     );
+    // The floor of any file layout: the same rows already in DuckDB's own in-memory tables.
+    let memory_s = duckdb_seconds_with(&warehouse_dir, &[std::ffi::OsStr::new("--in-memory")])?;
+    println!(
+        "DuckDB:      {memory_s:>6.2} s  on the same rows in DuckDB's in-memory tables (no file read; the floor \
+         of any layout): the Delta layout takes {:.2}x the floor, the day files {:.2}x",
+        queries_s / memory_s,
+        days_s / memory_s
+    );
     Ok(())
+}
+
+/// The seconds of `tests/duckdb/indicators.py`'s queries over `warehouse`, run with `args`.
+fn duckdb_seconds_with(warehouse: &str, args: &[&std::ffi::OsStr]) -> Result<f64, Box<dyn std::error::Error>> {
+    let output = std::process::Command::new(permitflow_testkit::duckdb_python()?)
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/duckdb/indicators.py"))
+        .arg(warehouse)
+        .args(args)
+        .output()?;
+    if !output.status.success() {
+        return Err(format!("indicators.py {args:?}: {}", String::from_utf8_lossy(&output.stderr)).into());
+    }
+    Ok(duckdb_seconds(&String::from_utf8_lossy(&output.stdout))?)
 }
 
 /// The `seconds` of `tests/duckdb/indicators.py`'s output.

@@ -263,9 +263,13 @@ mod tests {
         fn any_input_file_is_ingested_without_panic_and_reconciles(
             lines in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 0..20),
         ) {
+            let content = lines.join(&b'\n');
+            // Plain NDJSON only: a file starting as a gzip or zstd stream is read as one, and a damaged stream
+            // is an error naming the file (see permitflow-source's tests).
+            prop_assume!(permitflow_source::Compression::of(&content) == permitflow_source::Compression::None);
             let dir = tempfile::tempdir().expect("dir");
             let path = dir.path().join("input.ndjson");
-            std::fs::write(&path, lines.join(&b'\n')).expect("write");
+            std::fs::write(&path, content).expect("write");
             let mut warehouse = Warehouse::open(dir.path().join("wh")).expect("open");
             let report = ingest(&mut warehouse, &path, 7).expect("ingest never fails on content");
             prop_assert_eq!(report.counts.read, report.counts.accepted + report.counts.rejected);

@@ -3,7 +3,8 @@
 //! Each assigned partition has its own buffer (a decoder, the rejections and the dead letters of one
 //! contiguous offset range). The buffers are flushed when one of them reaches [`FlushConfig::max_rows`],
 //! [`FlushConfig::max_bytes`] or [`FlushConfig::max_age_ms`], when all together reach
-//! [`FlushConfig::max_buffered_bytes`], when one reaches its end in `--stop-at-end` mode, and on shutdown.
+//! [`FlushConfig::max_buffered_bytes`], when all have reached their ends in `--stop-at-end` mode, and on
+//! shutdown.
 //! A flush seals every non-empty buffer and hands them, as one commit, to the flush thread, which writes
 //! the rows of all partitions in one file per table and month (the files are as few and as large as the
 //! buffers allow: file count, not bytes, dominated the cost of a flush), sends the dead letters and waits
@@ -111,7 +112,8 @@ struct PartitionBuffer {
     rejected_by_rule: BTreeMap<String, u64>,
     bytes: usize,
     started: Option<Instant>,
-    /// In `--stop-at-end` mode, the high watermark seen at start: reaching it makes the buffer due.
+    /// In `--stop-at-end` mode, the high watermark seen at start of a partition that had messages then.
+    /// When every buffer has reached its end, the buffers are due.
     end: Option<i64>,
 }
 
@@ -135,6 +137,11 @@ impl PartitionBuffer {
 
     fn is_empty(&self) -> bool {
         self.counts.read == 0
+    }
+
+    /// Consumed up to its end (always, for a partition without one).
+    fn at_end(&self) -> bool {
+        self.end.is_none_or(|end| self.next_offset >= end)
     }
 }
 
@@ -396,7 +403,12 @@ pub fn run_kafka(
         outcomes,
         in_flight: 0,
         buffers: BTreeMap::new(),
-        ends: targets.iter().flatten().map(|(tp, _, high)| (tp.clone(), *high)).collect(),
+        ends: targets
+            .iter()
+            .flatten()
+            .filter(|(_, low, high)| high > low)
+            .map(|(tp, _, high)| (tp.clone(), *high))
+            .collect(),
         buffered_bytes: 0,
         report: RunReport::default(),
         telemetry,
@@ -550,9 +562,11 @@ impl Loop<'_> {
         self.buffered_bytes += payload.len();
         buffer.next_offset = offset + 1;
         buffer.started.get_or_insert_with(Instant::now);
-        buffer.counts.read as usize >= flush.max_rows
-            || buffer.bytes >= flush.max_bytes
-            || buffer.end.is_some_and(|end| buffer.next_offset >= end)
+        let full = buffer.counts.read as usize >= flush.max_rows || buffer.bytes >= flush.max_bytes;
+        // At the end of a stop-at-end run, one flush of every buffer once the last partition gets there, not
+        // one as each gets there (which made a commit of small files per partition).
+        let reached_end = buffer.end.is_some_and(|end| buffer.next_offset >= end);
+        full || (reached_end && self.buffers.values().all(PartitionBuffer::at_end))
     }
 
     /// Seals the buffers that `due` selects and hands them to the flusher as one commit; waits while the

@@ -84,7 +84,8 @@ use deltalake::table::state::DeltaTableState;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
-use permitflow_schema::{Contract, DecodedBatch, EventSchema, SOURCE_COLUMN, SOURCE_OFFSET_COLUMN};
+use parquet::schema::types::ColumnPath;
+use permitflow_schema::{Contract, DecodedBatch, EventSchema, FieldKind, SOURCE_COLUMN, SOURCE_OFFSET_COLUMN};
 use rayon::prelude::*;
 use tracing::{info_span, warn};
 
@@ -375,14 +376,17 @@ impl Warehouse {
             REJECTIONS_TABLE.to_string(),
             Table { dir: REJECTIONS_DIR.to_string(), partition: None, date_column: None, delta },
         );
-        let properties = WriterProperties::builder()
+        let mut properties = WriterProperties::builder()
             .set_compression(Compression::ZSTD(
                 ZstdLevel::try_new(ZSTD_LEVEL)
                     .map_err(|e| WarehouseError::Parquet { path: location.to_string().into(), source: e })?,
             ))
             .set_statistics_enabled(EnabledStatistics::Page)
-            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-            .build();
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
+        for column in unique_columns(&contract) {
+            properties = properties.set_column_dictionary_enabled(ColumnPath::from(column), false);
+        }
+        let properties = properties.build();
         Ok(Warehouse { store, contract, properties, tables })
     }
 
@@ -824,6 +828,22 @@ fn utc_date(micros: i64) -> String {
     chrono::DateTime::from_timestamp_micros(micros).map_or_else(String::new, |t| t.format("%Y-%m-%d").to_string())
 }
 
+/// The columns whose every value differs from the others', which are written without a dictionary: the
+/// event ids (UUIDs), the pseudonyms (keyed hashes, random by design) and the position in the source. A
+/// dictionary of such a column is as large as the values themselves and only costs time to build (it was
+/// 4 % of the Kafka bench's CPU) and to read.
+fn unique_columns(contract: &Contract) -> Vec<String> {
+    let fields = contract.events().iter().flat_map(|event| &event.fields);
+    let mut columns: Vec<String> = fields
+        .filter(|field| field.kind == FieldKind::Uuid || field.pseudonymise)
+        .map(|field| field.name.clone())
+        .chain([SOURCE_OFFSET_COLUMN.to_string()])
+        .collect();
+    columns.sort_unstable();
+    columns.dedup();
+    columns
+}
+
 /// `batch` as the bytes of a Parquet file (to be written as `path`, named in errors).
 fn encode_parquet(path: &str, batch: &RecordBatch, properties: WriterProperties) -> Result<Bytes, WarehouseError> {
     let parquet_err = |source| WarehouseError::Parquet { path: path.into(), source };
@@ -960,6 +980,40 @@ mod tests {
         assert_eq!(files[0].event_dates, Some(["2024-03-05".to_string(), "2024-03-31".to_string()]), "from stats");
         assert_eq!(files[1].event_dates, Some(["2024-04-02".to_string(), "2024-04-02".to_string()]));
         assert_eq!((files[0].rows, files[1].rows), (4, 1));
+    }
+
+    #[test]
+    fn ids_pseudonyms_and_offsets_are_written_without_a_dictionary() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut warehouse = Warehouse::open(dir.path()).expect("open");
+        let mut decoder = Decoder::new(warehouse.contract().clone(), Pseudonymiser::development());
+        for i in 0..100 {
+            decoder
+                .decode(application(i).as_bytes(), Position { source: "file:x", offset: i64::from(i) })
+                .expect("valid");
+        }
+        let mut pending = PendingCommit::new("dictionaries");
+        for batch in decoder.finish().expect("finish") {
+            warehouse.stage_events(&mut pending, &[&batch]).expect("stage");
+        }
+        warehouse.commit(pending).expect("commit");
+        let file = warehouse.files().expect("files").into_iter().find(|f| f.table == "applications").expect("a file");
+        let reader = parquet::file::serialized_reader::SerializedFileReader::new(
+            fs::File::open(dir.path().join(&file.path)).expect("open file"),
+        )
+        .expect("parquet");
+        use parquet::file::reader::FileReader;
+        let row_group = reader.metadata().row_group(0);
+        let dictionary = |name: &str| {
+            let column = row_group.columns().iter().find(|c| c.column_path().string() == name).expect(name);
+            column.dictionary_page_offset().is_some()
+        };
+        for unique in ["event_id", "applicant_ref", SOURCE_OFFSET_COLUMN] {
+            assert!(!dictionary(unique), "{unique} has a dictionary page");
+        }
+        for repeated in ["permit_type", "unit", "application_id"] {
+            assert!(dictionary(repeated), "{repeated} has no dictionary page");
+        }
     }
 
     #[test]
