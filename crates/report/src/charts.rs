@@ -400,7 +400,7 @@ mod tests {
         };
         let svg = bar_chart(&spec).expect("draws");
         assert!(svg.contains("family") && svg.contains("study") && svg.contains("#C81E1E"), "{svg}");
-        assert_eq!(svg.matches("<rect").count() >= 2, true);
+        assert!(svg.matches("<rect").count() >= 2, "{svg}");
     }
 
     #[test]

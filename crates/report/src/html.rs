@@ -514,10 +514,8 @@ pub async fn html(ctx: &SessionContext, period: Option<&str>, source: &str) -> R
 
     let rejections = query(
         ctx,
-        &format!(
-            "SELECT detail, sum(occurrences) FROM data_quality WHERE issue = 'rejection' AND period_type = 'day' \
-             GROUP BY detail ORDER BY 2 DESC, detail"
-        ),
+        "SELECT detail, sum(occurrences) FROM data_quality WHERE issue = 'rejection' AND period_type = 'day' \
+         GROUP BY detail ORDER BY 2 DESC, detail",
     )
     .await?;
     figures.push(bar_figure(

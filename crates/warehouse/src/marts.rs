@@ -29,10 +29,13 @@ const LOCK_FILE: &str = "_lock";
 /// On an object store, how old the lock of a materialiser must be before another takes it over: the
 /// holder died (no materialisation takes this long).
 const LOCK_EXPIRES_AFTER: chrono::Duration = chrono::Duration::hours(1);
+/// On an object store, how often a waiting materialiser tries the lock again.
+const LOCK_POLL: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// The exclusive right to write marts, held while it lives: an exclusive `flock` of `marts/_lock` on local
 /// disk; on an object store, the object `marts/_lock` created with a conditional `PUT` (`If-None-Match: *`)
-/// and deleted on drop, taken over once older than an hour.
+/// and deleted on drop, taken over once older than an hour (by a conditional `PUT` on the old lock's
+/// `ETag`, so that of several waiters only one takes it over).
 #[derive(Debug)]
 pub struct MartLock(Held);
 
@@ -66,21 +69,23 @@ impl Warehouse {
             return Ok(MartLock(Held::Local { _file: file }));
         }
         let path = format!("{MARTS_DIR}/{LOCK_FILE}");
+        let held = || Ok(MartLock(Held::Object(Box::new(self.store.clone()))));
         loop {
             let taken_at = chrono::Utc::now();
             if self.store.put_new(&path, Bytes::from(taken_at.to_rfc3339()))? {
-                return Ok(MartLock(Held::Object(Box::new(self.store.clone()))));
+                return held();
             }
-            let held_since = self
-                .store
-                .get(&path)?
-                .and_then(|text| chrono::DateTime::parse_from_rfc3339(&String::from_utf8_lossy(&text)).ok());
+            let Some((text, version)) = self.store.get_versioned(&path)? else { continue };
+            let held_since = chrono::DateTime::parse_from_rfc3339(&String::from_utf8_lossy(&text)).ok();
             if held_since.is_none_or(|since| taken_at.signed_duration_since(since) > LOCK_EXPIRES_AFTER) {
-                warn!(lock = %path, "taking over the marts lock of a materialiser that stopped without removing it");
-                self.store.delete(&path)?;
+                // Replaced only as it was read (`If-Match`): of two materialisers taking over, one wins.
+                if self.store.replace_if_unchanged(&path, Bytes::from(taken_at.to_rfc3339()), version)? {
+                    warn!(lock = %path, since = ?held_since, "took over the marts lock of a materialiser that stopped without removing it");
+                    return held();
+                }
                 continue;
             }
-            std::thread::sleep(std::time::Duration::from_millis(500));
+            std::thread::sleep(LOCK_POLL);
         }
     }
 
@@ -251,6 +256,23 @@ mod tests {
     use arrow::array::{ArrayRef, Int64Array, RecordBatch};
 
     use crate::Warehouse;
+
+    #[test]
+    fn on_local_disk_a_second_materialiser_waits_for_the_marts_lock() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (first, second) = (Warehouse::open(dir.path()).expect("open"), Warehouse::open(dir.path()).expect("open"));
+        let held = first.lock_marts().expect("first takes the lock");
+        let started = std::time::Instant::now();
+        let waiter = std::thread::spawn(move || {
+            let _lock = second.lock_marts().expect("second takes the lock");
+            started.elapsed()
+        });
+        let held_for = std::time::Duration::from_millis(500);
+        std::thread::sleep(held_for);
+        drop(held);
+        let waited = waiter.join().expect("second thread");
+        assert!(waited >= held_for, "the second materialiser took the lock after {waited:?}, while it was held");
+    }
 
     #[test]
     fn retaining_summaries_removes_the_others_with_their_deltas() {

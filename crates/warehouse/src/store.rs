@@ -23,7 +23,7 @@ use object_store::azure::MicrosoftAzureBuilder;
 use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::local::LocalFileSystem;
 use object_store::prefix::PrefixStore;
-use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 use url::Url;
 
 use crate::{WarehouseError, delta};
@@ -226,6 +226,37 @@ impl Store {
         match delta::block_on(async { self.objects.get(&path).await?.bytes().await }) {
             Ok(bytes) => Ok(Some(bytes)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(WarehouseError::store(&self.location, relative, e)),
+        }
+    }
+
+    /// Reads an object whole with its version (its `ETag`); `None` when there is none.
+    pub(crate) fn get_versioned(&self, relative: &str) -> Result<Option<(Bytes, UpdateVersion)>, WarehouseError> {
+        let path = object_store::path::Path::from(relative);
+        let read = async {
+            let result = self.objects.get(&path).await?;
+            let version = UpdateVersion { e_tag: result.meta.e_tag.clone(), version: result.meta.version.clone() };
+            Ok((result.bytes().await?, version))
+        };
+        match delta::block_on(read) {
+            Ok(read) => Ok(Some(read)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(WarehouseError::store(&self.location, relative, e)),
+        }
+    }
+
+    /// Replaces an object only if it is still at `version` (`If-Match`); false when another write came first.
+    pub(crate) fn replace_if_unchanged(
+        &self,
+        relative: &str,
+        bytes: Bytes,
+        version: UpdateVersion,
+    ) -> Result<bool, WarehouseError> {
+        let path = object_store::path::Path::from(relative);
+        let options = PutOptions { mode: PutMode::Update(version), ..Default::default() };
+        match delta::block_on(self.objects.put_opts(&path, PutPayload::from_bytes(bytes), options)) {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. }) => Ok(false),
             Err(e) => Err(WarehouseError::store(&self.location, relative, e)),
         }
     }

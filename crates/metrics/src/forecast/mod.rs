@@ -508,7 +508,7 @@ pub(crate) async fn materialize_forecasts(
     for (name, rows, by_period) in &tables {
         replace_mart(warehouse, name, rows, *by_period)?;
         // The fits serve all three marts: each is reported with an equal share of their time.
-        marts.push(MartReport { name: *name, rows: rows.num_rows(), seconds: seconds / tables.len() as f64 });
+        marts.push(MartReport { name, rows: rows.num_rows(), seconds: seconds / tables.len() as f64 });
     }
     info!(series = outlooks.len(), trained_through = %inputs_or_empty.trained_through, seconds, "forecast marts written");
     Ok(Forecasted { input, marts })

@@ -164,7 +164,7 @@ pub fn backtest(series: &[f64]) -> Result<Vec<Accuracy>, ModelError> {
     let first_origin = n.saturating_sub(BACKTEST_ORIGINS).max(MIN_TRAINING_MONTHS);
     let mut model = (0..HORIZON).map(|_| Sums::default()).collect::<Vec<_>>();
     let mut naive = (0..HORIZON).map(|_| Sums::default()).collect::<Vec<_>>();
-    let mut origins = vec![0usize; HORIZON];
+    let mut origins = [0usize; HORIZON];
     for origin in first_origin..n {
         let train = &series[..origin];
         let scale = naive_scale(train);
