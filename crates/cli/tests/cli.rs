@@ -1,12 +1,13 @@
 //! The `permitflow` binary as users run it: output, errors, a file ingest and a compaction killed again
-//! and again, and a warehouse on S3 (moto's server, started by the test kit on loopback).
+//! and again, and a warehouse on S3 (moto's server) and on Azure Blob Storage (Azurite), both started by the
+//! test kit on loopback.
 
 use std::borrow::BorrowMut;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use permitflow_testkit::{S3Server, duckdb_indicators, set_immutable};
+use permitflow_testkit::{Azurite, S3Server, duckdb_indicators, set_immutable};
 
 const KEY: &str = "cli-test-key-0123456789";
 
@@ -386,6 +387,31 @@ fn a_warehouse_on_s3_holds_what_one_on_local_disk_holds_for_permitflow_and_for_d
     let local = duckdb_view(&local, &[]);
     let differing: Vec<(&String, &String)> = duck.iter().zip(&local).filter(|(a, b)| a != b).take(5).collect();
     assert!(differing.is_empty() && duck.len() == local.len(), "DuckDB reads the same from both: {differing:?}");
+}
+
+#[test]
+fn a_warehouse_on_azure_blob_storage_holds_what_one_on_local_disk_holds() {
+    let dir = tempfile::tempdir().expect("dir");
+    let input = generate(dir.path(), "0.01");
+    let azurite = Azurite::start().unwrap_or_else(|e| panic!("{e}"));
+    azurite.create_container("warehouse").unwrap_or_else(|e| panic!("{e}"));
+    let env = azurite.env();
+    let url = "az://warehouse/permitflow";
+    let local = dir.path().join("local").display().to_string();
+    ok(permitflow(&["ingest", "--warehouse", &local]).arg(&input).env("PERMITFLOW__PRIVACY__KEY", KEY));
+    let ingest_azure = || {
+        let mut command = permitflow(&["ingest", "--warehouse", url]);
+        command.arg(&input).env("PERMITFLOW__PRIVACY__KEY", KEY).env("PERMITFLOW__INGEST__BATCH_LINES", "3000");
+        ok(command.envs(env.iter().cloned()))
+    };
+    let first = ingest_azure();
+    assert!(first.contains("accepted"), "{first}");
+    let again = ingest_azure();
+    assert!(again.contains("already ingested"), "a second ingest stores nothing again: {again}");
+    let compacted =
+        ok(permitflow(&["compact", "--warehouse", url, "--all", "--min-files", "2"]).envs(env.iter().cloned()));
+    assert!(compacted.contains("compacted"), "{compacted}");
+    assert_eq!(fingerprint(url, &env), fingerprint(&local, &[]), "permitflow reads and materialises the same");
 }
 
 #[test]

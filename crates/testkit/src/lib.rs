@@ -1,6 +1,7 @@
 //! Real services for permitflow's tests: a single-node Apache Kafka broker (KRaft) on a free loopback
 //! port, started with `deploy/local/kafka.sh` (the same launcher people use) and stopped on drop, plus
-//! small producer and reader helpers; an S3-compatible server (moto's) on a free loopback port; DuckDB,
+//! small producer and reader helpers; an S3-compatible server (moto's) and an Azure Blob Storage emulator
+//! (Azurite) on free loopback ports; DuckDB,
 //! the second engine that reads the warehouse; headless Chromium (Debian's, driven by Playwright) for the
 //! HTML report; and the benchmarks' logging set-up.
 //!
@@ -20,10 +21,12 @@
 //! ```
 #![warn(missing_docs)]
 
+mod azurite;
 mod browser;
 mod python;
 mod s3;
 
+pub use azurite::Azurite;
 pub use browser::{check_report_in_browser, chromium};
 pub use python::{duckdb_indicators, duckdb_python, python_venv};
 pub use s3::S3Server;
@@ -81,6 +84,17 @@ pub enum TestkitError {
          They need python3 with venv and, on first use, access to PyPI."
     )]
     Python {
+        /// What was being done.
+        step: String,
+        /// Its output.
+        message: String,
+    },
+    /// Installing or running the Azure Blob Storage emulator failed.
+    #[error(
+        "the tests' Azure emulator (Azurite, tests/azure/package.json), {step}: {message}\n\
+         It needs Node.js with npm and, on first use, access to the npm registry."
+    )]
+    Node {
         /// What was being done.
         step: String,
         /// Its output.
