@@ -337,7 +337,7 @@ struct Loop<'a> {
     /// Commits handed to the flusher whose outcome has not been handled yet.
     in_flight: usize,
     buffers: BTreeMap<TopicPartition, PartitionBuffer>,
-    /// In `--stop-at-end` mode, the high watermark of each partition seen at start.
+    /// In `--stop-at-end` mode, the high watermark seen at start of each partition that had messages then.
     ends: BTreeMap<TopicPartition, i64>,
     /// Message bytes in all buffers.
     buffered_bytes: usize,

@@ -857,6 +857,7 @@ mod tests {
     use std::fs;
     use std::path::Path;
 
+    use parquet::file::reader::FileReader;
     use permitflow_schema::{Decoder, Position, Pseudonymiser};
 
     use super::*;
@@ -1002,7 +1003,6 @@ mod tests {
             fs::File::open(dir.path().join(&file.path)).expect("open file"),
         )
         .expect("parquet");
-        use parquet::file::reader::FileReader;
         let row_group = reader.metadata().row_group(0);
         let dictionary = |name: &str| {
             let column = row_group.columns().iter().find(|c| c.column_path().string() == name).expect(name);
