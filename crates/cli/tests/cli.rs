@@ -355,6 +355,27 @@ fn duckdb_view(wh: &str, env: &[(&str, String)]) -> Vec<String> {
     lines
 }
 
+/// Ingests `input` into the object-store warehouse `url` in small batches (several files per partition,
+/// for a compaction after), then again, which stores nothing.
+fn ingest_twice(url: &str, input: &Path, env: &[(&str, String)]) {
+    let ingest = || {
+        let mut command = permitflow(&["ingest", "--warehouse", url]);
+        command.arg(input).env("PERMITFLOW__PRIVACY__KEY", KEY).env("PERMITFLOW__INGEST__BATCH_LINES", "3000");
+        ok(command.envs(env.iter().cloned()))
+    };
+    let first = ingest();
+    assert!(first.contains("accepted"), "{first}");
+    let again = ingest();
+    assert!(again.contains("already ingested"), "a second ingest stores nothing again: {again}");
+}
+
+/// Compacts every partition of `url` with two files or more.
+fn compact_all(url: &str, env: &[(&str, String)]) {
+    let compacted =
+        ok(permitflow(&["compact", "--warehouse", url, "--all", "--min-files", "2"]).envs(env.iter().cloned()));
+    assert!(compacted.contains("compacted"), "{compacted}");
+}
+
 #[test]
 fn a_warehouse_on_s3_holds_what_one_on_local_disk_holds_for_permitflow_and_for_duckdb() {
     let dir = tempfile::tempdir().expect("dir");
@@ -364,21 +385,10 @@ fn a_warehouse_on_s3_holds_what_one_on_local_disk_holds_for_permitflow_and_for_d
     let url = "s3://warehouse/permitflow";
     let local = dir.path().join("local").display().to_string();
     ok(permitflow(&["ingest", "--warehouse", &local]).arg(&input).env("PERMITFLOW__PRIVACY__KEY", KEY));
-    let ingest_s3 = || {
-        let mut command = permitflow(&["ingest", "--warehouse", url]);
-        // Small batches: several files per partition for the compaction below.
-        command.arg(&input).env("PERMITFLOW__PRIVACY__KEY", KEY).env("PERMITFLOW__INGEST__BATCH_LINES", "3000");
-        ok(command.envs(env.iter().cloned()))
-    };
-    let first = ingest_s3();
-    assert!(first.contains("accepted"), "{first}");
-    let again = ingest_s3();
-    assert!(again.contains("already ingested"), "a second ingest stores nothing again: {again}");
+    ingest_twice(url, &input, &env);
     assert!(!Path::new("s3:").exists(), "the URL is not taken for a local path");
     assert_eq!(fingerprint(url, &env), fingerprint(&local, &[]), "permitflow reads the same from both");
-    let compacted =
-        ok(permitflow(&["compact", "--warehouse", url, "--all", "--min-files", "2"]).envs(env.iter().cloned()));
-    assert!(compacted.contains("compacted"), "{compacted}");
+    compact_all(url, &env);
     ok(permitflow(&["materialize", "--warehouse", url, "--full"]).envs(env.iter().cloned()));
     assert_eq!(fingerprint(url, &env), fingerprint(&local, &[]), "compaction on S3 changes no figure");
     let duck = duckdb_view(url, &env);
@@ -399,18 +409,8 @@ fn a_warehouse_on_azure_blob_storage_holds_what_one_on_local_disk_holds() {
     let url = "az://warehouse/permitflow";
     let local = dir.path().join("local").display().to_string();
     ok(permitflow(&["ingest", "--warehouse", &local]).arg(&input).env("PERMITFLOW__PRIVACY__KEY", KEY));
-    let ingest_azure = || {
-        let mut command = permitflow(&["ingest", "--warehouse", url]);
-        command.arg(&input).env("PERMITFLOW__PRIVACY__KEY", KEY).env("PERMITFLOW__INGEST__BATCH_LINES", "3000");
-        ok(command.envs(env.iter().cloned()))
-    };
-    let first = ingest_azure();
-    assert!(first.contains("accepted"), "{first}");
-    let again = ingest_azure();
-    assert!(again.contains("already ingested"), "a second ingest stores nothing again: {again}");
-    let compacted =
-        ok(permitflow(&["compact", "--warehouse", url, "--all", "--min-files", "2"]).envs(env.iter().cloned()));
-    assert!(compacted.contains("compacted"), "{compacted}");
+    ingest_twice(url, &input, &env);
+    compact_all(url, &env);
     assert_eq!(fingerprint(url, &env), fingerprint(&local, &[]), "permitflow reads and materialises the same");
 }
 

@@ -364,6 +364,35 @@ async fn backlog_figure(
     time_figure("backlog", caption, chart)
 }
 
+/// A bar chart of the median and 90th percentile days per category against a target, from `sql`'s rows
+/// (category, median, 90th percentile, target).
+async fn percentile_figure(
+    ctx: &SessionContext,
+    id: &str,
+    caption: String,
+    title: String,
+    sql: &str,
+    colors: [plotters::style::RGBColor; 2],
+) -> Result<Figure, ReportError> {
+    let rows = query(ctx, sql).await?;
+    bar_figure(
+        id,
+        caption,
+        BarChart {
+            title,
+            x_label: "days".into(),
+            categories: texts(&rows, 0)?.into_iter().flatten().collect(),
+            bars: vec![
+                Bars { name: "median".into(), color: colors[0], values: numbers(&rows, 1)? },
+                Bars { name: "90th percentile".into(), color: colors[1], values: numbers(&rows, 2)? },
+            ],
+            targets: numbers(&rows, 3)?,
+            target_name: "target".into(),
+            width: WIDE,
+        },
+    )
+}
+
 /// The page for `period` (default: the last year in the marts); `source` names the warehouse in the header.
 pub async fn html(ctx: &SessionContext, period: Option<&str>, source: &str) -> Result<String, ReportError> {
     let indicators = indicators(ctx, period).await?;
@@ -381,55 +410,36 @@ pub async fn html(ctx: &SessionContext, period: Option<&str>, source: &str) -> R
 
     let mut figures = vec![backlog_figure(ctx, period, trained_through.as_deref()).await?];
 
-    let processing = query(
-        ctx,
-        &format!(
-            "SELECT permit_type, median_days, p90_days, target_days FROM processing_times \
-             WHERE period_type = '{kind}' AND period = '{text}' AND permit_type <> 'all' ORDER BY permit_type"
-        ),
-    )
-    .await?;
-    figures.push(bar_figure(
-        "processing-times",
-        format!("Days from application to decision for the decisions of {text}; the red mark is the target."),
-        BarChart {
-            title: format!("Processing time by permit type, {text}"),
-            x_label: "days".into(),
-            categories: texts(&processing, 0)?.into_iter().flatten().collect(),
-            bars: vec![
-                Bars { name: "median".into(), color: PALETTE[0], values: numbers(&processing, 1)? },
-                Bars { name: "90th percentile".into(), color: PALETTE[4], values: numbers(&processing, 2)? },
-            ],
-            targets: numbers(&processing, 3)?,
-            target_name: "target".into(),
-            width: WIDE,
-        },
-    )?);
-
-    let waits = query(
-        ctx,
-        &format!(
-            "SELECT service_point, median_days, p90_days, target_days FROM appointment_wait \
-             WHERE period_type = '{kind}' AND period = '{text}' AND service_point <> 'all' ORDER BY service_point"
-        ),
-    )
-    .await?;
-    figures.push(bar_figure(
-        "appointment-wait",
-        format!("Days from booking to the identification appointment, {text}; the red mark is the one-month target."),
-        BarChart {
-            title: format!("Appointment wait by service point, {text}"),
-            x_label: "days".into(),
-            categories: texts(&waits, 0)?.into_iter().flatten().collect(),
-            bars: vec![
-                Bars { name: "median".into(), color: PALETTE[2], values: numbers(&waits, 1)? },
-                Bars { name: "90th percentile".into(), color: PALETTE[1], values: numbers(&waits, 2)? },
-            ],
-            targets: numbers(&waits, 3)?,
-            target_name: "target".into(),
-            width: WIDE,
-        },
-    )?);
+    figures.push(
+        percentile_figure(
+            ctx,
+            "processing-times",
+            format!("Days from application to decision for the decisions of {text}; the red mark is the target."),
+            format!("Processing time by permit type, {text}"),
+            &format!(
+                "SELECT permit_type, median_days, p90_days, target_days FROM processing_times \
+                 WHERE period_type = '{kind}' AND period = '{text}' AND permit_type <> 'all' ORDER BY permit_type"
+            ),
+            [PALETTE[0], PALETTE[4]],
+        )
+        .await?,
+    );
+    figures.push(
+        percentile_figure(
+            ctx,
+            "appointment-wait",
+            format!(
+                "Days from booking to the identification appointment, {text}; the red mark is the one-month target."
+            ),
+            format!("Appointment wait by service point, {text}"),
+            &format!(
+                "SELECT service_point, median_days, p90_days, target_days FROM appointment_wait \
+                 WHERE period_type = '{kind}' AND period = '{text}' AND service_point <> 'all' ORDER BY service_point"
+            ),
+            [PALETTE[2], PALETTE[1]],
+        )
+        .await?,
+    );
 
     let productivity = monthly(
         ctx,

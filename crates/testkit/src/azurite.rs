@@ -6,9 +6,6 @@
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-use sha2::{Digest, Sha256};
 
 use crate::python::repo_file;
 use crate::{TestkitError, free_ports};
@@ -32,25 +29,20 @@ pub struct Azurite {
 
 /// The npm prefix with Azurite and the storage client installed, created on first use.
 fn installed() -> Result<PathBuf, TestkitError> {
-    let hash = hex::encode(Sha256::digest(PACKAGE.as_bytes()));
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
-    let prefix = home.join(".cache/permitflow").join(format!("test-azurite-{}", &hash[..12]));
-    let ready = || prefix.join("node_modules/.bin/azurite-blob").exists() && prefix.join("package-lock.json").exists();
-    if ready() {
-        return Ok(prefix);
-    }
-    std::fs::create_dir_all(&prefix)?;
-    // One installer at a time: tests run in parallel.
-    let lock = std::fs::File::create(prefix.with_extension("lock"))?;
-    lock.lock()?;
-    if !ready() {
-        std::fs::write(prefix.join("package.json"), PACKAGE)?;
-        run(
-            Command::new("npm").args(["install", "--no-audit", "--no-fund", "--silent", "--prefix"]).arg(&prefix),
-            "npm install (tests/azure/package.json)",
-        )?;
-    }
-    Ok(prefix)
+    crate::install_once(
+        "test-azurite",
+        PACKAGE,
+        |prefix| prefix.join("node_modules/.bin/azurite-blob").exists() && prefix.join("package-lock.json").exists(),
+        |prefix| {
+            std::fs::create_dir_all(prefix)?;
+            std::fs::write(prefix.join("package.json"), PACKAGE)?;
+            run(
+                Command::new("npm").args(["install", "--no-audit", "--no-fund", "--silent", "--prefix"]).arg(prefix),
+                "npm install (tests/azure/package.json)",
+            )
+            .map(drop)
+        },
+    )
 }
 
 impl Azurite {
@@ -67,23 +59,10 @@ impl Azurite {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| TestkitError::Node { step: "starting azurite-blob".into(), message: e.to_string() })?;
+        // Stopped on drop if it does not come up.
         let mut server = Azurite { child, port, _blobs: blobs };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Some(status) = server.child.try_wait()? {
-                return Err(TestkitError::Node {
-                    step: "starting azurite-blob".into(),
-                    message: format!("it exited with {status}"),
-                });
-            }
-            if Instant::now() > deadline {
-                return Err(TestkitError::Node {
-                    step: "starting azurite-blob".into(),
-                    message: format!("not listening on 127.0.0.1:{port} within 60 s"),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        crate::wait_until_serving(&mut server.child, port, || TcpStream::connect(("127.0.0.1", port)).is_ok())
+            .map_err(|message| TestkitError::Node { step: "starting azurite-blob".into(), message })?;
         Ok(server)
     }
 

@@ -44,7 +44,7 @@ pub fn log_to_stderr_when_asked() {
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -180,6 +180,47 @@ fn keytool(args: &[&str]) -> Result<(), TestkitError> {
         command: format!("keytool {}", args.first().copied().unwrap_or_default()),
         message: String::from_utf8_lossy(&output.stderr).into_owned(),
     })
+}
+
+/// A tool installed once per content of its pinned manifest: `~/.cache/permitflow/<name>-<hash of
+/// manifest>`, made by `install` unless `ready` already holds, one installer at a time (tests run in
+/// parallel).
+fn install_once(
+    name: &str,
+    manifest: &str,
+    ready: impl Fn(&Path) -> bool,
+    install: impl FnOnce(&Path) -> Result<(), TestkitError>,
+) -> Result<PathBuf, TestkitError> {
+    use sha2::{Digest, Sha256};
+    let hash = hex::encode(Sha256::digest(manifest.as_bytes()));
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    let dir = home.join(".cache/permitflow").join(format!("{name}-{}", &hash[..12]));
+    if ready(&dir) {
+        return Ok(dir);
+    }
+    std::fs::create_dir_all(dir.parent().unwrap_or(&dir))?;
+    let lock = std::fs::File::create(dir.with_extension("lock"))?;
+    lock.lock()?;
+    if !ready(&dir) {
+        install(&dir)?;
+    }
+    Ok(dir)
+}
+
+/// Waits up to a minute for a server process to answer `serving`; the reason it did not, if it exited or
+/// never answered.
+fn wait_until_serving(child: &mut Child, port: u16, mut serving: impl FnMut() -> bool) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !serving() {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            return Err(format!("it exited with {status}"));
+        }
+        if Instant::now() > deadline {
+            return Err(format!("no answer on 127.0.0.1:{port} within 60 s"));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok(())
 }
 
 /// `N` distinct free loopback ports: all listeners are held until every port is known (a port freed and

@@ -6,8 +6,6 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use sha2::{Digest, Sha256};
-
 use crate::TestkitError;
 
 const REQUIREMENTS: &str = include_str!("../../../tests/python/requirements.txt");
@@ -32,33 +30,24 @@ pub(crate) fn run(command: &mut Command, what: &str) -> Result<String, TestkitEr
 /// The virtual environment with the pinned tools, created on first use; its `bin/` holds `python` and
 /// `moto_server`.
 pub fn python_venv() -> Result<PathBuf, TestkitError> {
-    let hash = hex::encode(Sha256::digest(REQUIREMENTS.as_bytes()));
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
-    let venv = home.join(".cache/permitflow").join(format!("test-tools-venv-{}", &hash[..12]));
-    let python = venv.join("bin/python");
-    let check = || {
+    let check = |venv: &Path| {
         run(
-            Command::new(&python).args(["-c", "import duckdb, duckdb_ext, deltalake, pyarrow, moto, playwright"]),
+            Command::new(venv.join("bin/python"))
+                .args(["-c", "import duckdb, duckdb_ext, deltalake, pyarrow, moto, playwright"]),
             "checking the venv",
         )
+        .is_ok()
     };
-    if check().is_ok() {
-        return Ok(venv);
-    }
-    std::fs::create_dir_all(venv.parent().unwrap_or(&venv))?;
-    // One installer at a time: tests run in parallel.
-    let lock = std::fs::File::create(venv.with_extension("lock"))?;
-    lock.lock()?;
-    if check().is_err() {
-        run(Command::new("python3").args(["-m", "venv", "--clear"]).arg(&venv), "python3 -m venv")?;
+    crate::install_once("test-tools-venv", REQUIREMENTS, check, |venv| {
+        run(Command::new("python3").args(["-m", "venv", "--clear"]).arg(venv), "python3 -m venv")?;
         run(
-            Command::new(&python)
+            Command::new(venv.join("bin/python"))
                 .args(["-m", "pip", "install", "--quiet", "-r"])
                 .arg(repo_file("tests/python/requirements.txt")),
             "pip install -r tests/python/requirements.txt",
-        )?;
-    }
-    Ok(venv)
+        )
+        .map(drop)
+    })
 }
 
 /// The Python interpreter of [`python_venv`].

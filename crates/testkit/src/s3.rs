@@ -5,7 +5,7 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::{TestkitError, free_ports, python_venv};
 
@@ -26,23 +26,10 @@ impl S3Server {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| TestkitError::Python { step: "starting moto_server".into(), message: e.to_string() })?;
+        // Stopped on drop if it does not come up.
         let mut server = S3Server { child, port };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while server.request("GET", "/").is_err() {
-            if let Some(status) = server.child.try_wait()? {
-                return Err(TestkitError::Python {
-                    step: "starting moto_server".into(),
-                    message: format!("it exited with {status}"),
-                });
-            }
-            if Instant::now() > deadline {
-                return Err(TestkitError::Python {
-                    step: "starting moto_server".into(),
-                    message: format!("no answer on 127.0.0.1:{port} within 60 s"),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        crate::wait_until_serving(&mut server.child, port, || request(port, "GET", "/").is_ok())
+            .map_err(|message| TestkitError::Python { step: "starting moto_server".into(), message })?;
         Ok(server)
     }
 
@@ -77,20 +64,24 @@ impl S3Server {
 
     /// One HTTP/1.1 request without a body; returns the status code.
     fn request(&self, method: &str, path: &str) -> Result<u16, TestkitError> {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port))?;
-        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-        write!(
-            stream,
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            self.port
-        )?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response)?;
-        response.split_whitespace().nth(1).and_then(|code| code.parse().ok()).ok_or_else(|| TestkitError::Python {
-            step: format!("{method} {path} on moto_server"),
-            message: format!("not an HTTP response: {response:.200}"),
-        })
+        request(self.port, method, path)
     }
+}
+
+/// One HTTP/1.1 request without a body to the server on `port`; returns the status code.
+fn request(port: u16, method: &str, path: &str) -> Result<u16, TestkitError> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    response.split_whitespace().nth(1).and_then(|code| code.parse().ok()).ok_or_else(|| TestkitError::Python {
+        step: format!("{method} {path} on moto_server"),
+        message: format!("not an HTTP response: {response:.200}"),
+    })
 }
 
 impl Drop for S3Server {
